@@ -1,0 +1,1 @@
+"""The web console (aiohttp + Jinja2); built in a later issue."""

@@ -1,0 +1,180 @@
+"""Sender accounts: checked by the channel, secrets sealed at rest, masked on the way out."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+import msgspec
+
+from gateway.channel import AccountInvalid, AccountRef, Channel, secret_fields
+from gateway.crypto import SecretBox
+from gateway.errors import Invalid, NotFound
+from gateway.model import AccountRow
+from gateway.plugins import Plugins
+from gateway.store import Store
+
+log = logging.getLogger(__name__)
+
+MASK = "********"
+VALIDATE_TIMEOUT = 30.0
+
+
+class AccountView(msgspec.Struct, frozen=True):
+    """An account as the API shows it: secret fields masked, never returned."""
+
+    name: str
+    channel: str
+    sandbox: bool
+    config: dict[str, Any]
+    revision: int
+    created_at: str
+    updated_at: str
+
+
+def _field_path(exc: msgspec.ValidationError) -> tuple[str, str | None]:
+    """Split msgspec's "problem - at `$.a.b`" into the problem and ``config.a.b``."""
+    text = str(exc)
+    message, sep, where = text.rpartition(" - at `")
+    if not sep:
+        return text, "config"
+    return message, "config" + where.rstrip("`").removeprefix("$")
+
+
+class Accounts:
+    """The account service the API and the console share; it also resolves accounts for sends."""
+
+    def __init__(self, store: Store, plugins: Plugins, box: SecretBox) -> None:
+        self.store = store
+        self.plugins = plugins
+        self.box = box
+        self._resolved: dict[int, tuple[AccountRow, AccountRef]] = {}
+
+    def _channel(self, name: str) -> Channel:
+        channel = self.plugins.channel(name)
+        if channel is None:
+            known = ", ".join(sorted(self.plugins.channels)) or "none"
+            raise Invalid(f"unknown channel {name!r} (loaded: {known})", "channel")
+        return channel
+
+    def _decode(self, channel: Channel, config: dict[str, Any]) -> Any:
+        try:
+            typed = msgspec.convert(config, channel.account_type)
+        except msgspec.ValidationError as exc:
+            message, field = _field_path(exc)
+            raise Invalid(message, field) from None
+        check = getattr(typed, "check", None)
+        if callable(check):
+            try:
+                check()
+            except AccountInvalid as exc:
+                raise Invalid(
+                    exc.reason, f"config.{exc.field}" if exc.field else "config"
+                ) from None
+        return typed
+
+    async def _validate(self, channel: Channel, name: str, typed: Any) -> None:
+        ref = AccountRef(name=name, revision=0, config=typed)
+        try:
+            await asyncio.wait_for(channel.validate_account(ref), VALIDATE_TIMEOUT)
+        except AccountInvalid as exc:
+            raise Invalid(exc.reason, f"config.{exc.field}" if exc.field else "config") from None
+        except TimeoutError:
+            raise Invalid(
+                f"the provider did not answer within {VALIDATE_TIMEOUT:.0f}s", "config"
+            ) from None
+
+    def _split(self, channel: Channel, typed: Any) -> tuple[dict[str, Any], bytes | None]:
+        plain = msgspec.to_builtins(typed)
+        secrets = {k: plain.pop(k) for k in secret_fields(channel.account_type) if k in plain}
+        secrets = {k: v for k, v in secrets.items() if v is not None}
+        return plain, (self.box.seal(secrets) if secrets else None)
+
+    def _full_config(self, row: AccountRow) -> dict[str, Any]:
+        config = dict(row.config)
+        if row.secrets:
+            config.update(self.box.open(row.secrets))
+        return config
+
+    def view(self, row: AccountRow) -> AccountView:
+        config = dict(row.config)
+        if row.secrets:
+            for key in self.box.open(row.secrets):
+                config[key] = MASK
+        return AccountView(
+            row.name,
+            row.channel,
+            row.sandbox,
+            config,
+            row.revision,
+            row.created_at.isoformat(),
+            row.updated_at.isoformat(),
+        )
+
+    async def create(
+        self, channel_name: str, name: str, config: dict[str, Any] | None, sandbox: bool
+    ) -> AccountView:
+        channel = self._channel(channel_name)
+        if sandbox:
+            row = await self.store.insert_account(channel.name, name, True, {}, None)
+            return self.view(row)
+        if config is None:
+            raise Invalid("config is required unless the account is a sandbox", "config")
+        typed = self._decode(channel, config)
+        await self._validate(channel, name, typed)
+        plain, sealed = self._split(channel, typed)
+        return self.view(await self.store.insert_account(channel.name, name, False, plain, sealed))
+
+    async def get_row(self, name: str) -> AccountRow:
+        row = await self.store.account_by_name(name)
+        if row is None:
+            raise NotFound(f"no account named {name!r}", "name")
+        return row
+
+    async def get(self, name: str) -> AccountView:
+        return self.view(await self.get_row(name))
+
+    async def list(
+        self, channel: str | None = None, search: str | None = None
+    ) -> list[AccountView]:
+        return [self.view(r) for r in await self.store.list_accounts(channel, search)]
+
+    async def update(self, name: str, changes: dict[str, Any]) -> AccountView:
+        """Merge ``changes`` into the config (a masked or missing secret keeps its value)."""
+        row = await self.get_row(name)
+        if row.sandbox:
+            raise Invalid("a sandbox account has no configuration to change", "config")
+        channel = self._channel(row.channel)
+        config = self._full_config(row)
+        for key, value in changes.items():
+            if value == MASK and key in secret_fields(channel.account_type):
+                continue
+            config[key] = value
+        typed = self._decode(channel, config)
+        await self._validate(channel, name, typed)
+        plain, sealed = self._split(channel, typed)
+        return self.view(await self.store.update_account(name, plain, sealed, row.revision))
+
+    async def delete(self, name: str) -> None:
+        if not await self.store.delete_account(name):
+            raise NotFound(f"no account named {name!r}", "name")
+
+    async def resolve(
+        self, account_id: int, revision: int | None
+    ) -> tuple[AccountRow, AccountRef] | None:
+        """The account for sending, typed and with secrets; cached until its revision changes."""
+        cached = self._resolved.get(account_id)
+        if cached is not None and cached[0].revision == revision:
+            return cached
+        row = await self.store.account_by_id(account_id)
+        if row is None:
+            self._resolved.pop(account_id, None)
+            return None
+        channel = self.plugins.channel(row.channel)
+        config: Any = None
+        if channel is not None and not row.sandbox:
+            config = msgspec.convert(self._full_config(row), channel.account_type)
+        resolved = (row, AccountRef(name=row.name, revision=row.revision, config=config))
+        self._resolved[account_id] = resolved
+        return resolved

@@ -1,0 +1,60 @@
+"""API middlewares: errors become JSON, and every call but a few needs an API key."""
+
+from __future__ import annotations
+
+import logging
+
+from aiohttp import web
+
+from gateway.api.routing import json_response
+from gateway.errors import GatewayError
+from gateway.services import SERVICES
+from gateway.store import UNAVAILABLE
+
+log = logging.getLogger(__name__)
+
+PUBLIC_PATHS = frozenset({"/api/v1/health", "/api/openapi.json"})
+API_KEY = web.RequestKey("api_key", object)
+
+
+def error_body(code: str, message: str, field: str | None = None) -> dict:
+    error = {"code": code, "message": message}
+    if field:
+        error["field"] = field
+    return {"error": error}
+
+
+@web.middleware
+async def errors(request: web.Request, handler) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except GatewayError as exc:
+        return json_response(error_body(exc.code, exc.message, exc.field), exc.status)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        code = {404: "not_found", 405: "method_not_allowed", 413: "too_large"}.get(
+            exc.status, "http_error"
+        )
+        return json_response(error_body(code, exc.reason), exc.status)
+    except UNAVAILABLE as exc:
+        log.warning("%s %s: database unavailable: %r", request.method, request.path, exc)
+        return json_response(
+            error_body(
+                "unavailable", "the database is unavailable; nothing was accepted, try again"
+            ),
+            503,
+            headers={"Retry-After": "5"},
+        )
+    except Exception:
+        log.exception("%s %s failed", request.method, request.path)
+        return json_response(error_body("internal", "internal error; it has been logged"), 500)
+
+
+@web.middleware
+async def api_key(request: web.Request, handler) -> web.StreamResponse:
+    if request.path.startswith("/api/") and request.path not in PUBLIC_PATHS:
+        request[API_KEY] = await request.app[SERVICES].api_keys.check(
+            request.headers.get("Authorization")
+        )
+    return await handler(request)

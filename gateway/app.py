@@ -1,0 +1,38 @@
+"""The aiohttp application factory: it only wires; resources live in cleanup contexts."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+from aiohttp import web
+
+from gateway.api import middleware, routing, v1  # noqa: F401  (v1 registers its routes)
+from gateway.api.openapi import openapi_document
+from gateway.config import Settings
+from gateway.plugins import Plugins
+from gateway.runtime import open_services
+from gateway.services import SERVICES
+
+MAX_BODY = 8 * 1024 * 1024
+
+
+async def openapi(request: web.Request) -> web.Response:
+    return routing.json_response(openapi_document())
+
+
+def create_app(
+    settings: Settings, plugins: Plugins | None = None, dispatch: bool = True
+) -> web.Application:
+    app = web.Application(
+        middlewares=[middleware.errors, middleware.api_key], client_max_size=MAX_BODY
+    )
+
+    async def services_ctx(app: web.Application) -> AsyncIterator[None]:
+        async with open_services(settings, plugins, dispatch) as services:
+            app[SERVICES] = services
+            yield
+
+    app.cleanup_ctx.append(services_ctx)
+    routing.install(app)
+    app.router.add_get("/api/openapi.json", openapi)
+    return app

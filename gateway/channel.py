@@ -1,0 +1,124 @@
+"""The channel contract: what a channel plugin provides and what its ``send`` returns.
+
+A channel is an object (usually an instance of a :class:`Channel` subclass) that a plugin hands
+over through the ``msggate_channels`` hook. The gateway owns persistence, retries and metering;
+the channel only talks to its provider and classifies the answer into one :data:`Outcome`.
+"""
+
+from __future__ import annotations
+
+import abc
+import enum
+from typing import Any, ClassVar
+
+import msgspec
+
+
+class ContentKind(enum.StrEnum):
+    """What a channel can carry: plain text, rich text (HTML) or a voice script."""
+
+    TEXT = "text"
+    RICH = "rich"
+    VOICE = "voice"
+
+
+class AccountRef(msgspec.Struct, frozen=True):
+    """One sender account as a channel sees it: decoded config with secrets in clear.
+
+    ``revision`` changes whenever the account is edited, so a channel may key its connection
+    pools and token caches on ``(name, revision)`` and drop stale ones.
+    """
+
+    name: str
+    revision: int
+    config: Any
+
+    def __repr__(self) -> str:  # never let secrets reach a log through a repr
+        return f"AccountRef(name={self.name!r}, revision={self.revision})"
+
+
+class Outgoing(msgspec.Struct, frozen=True):
+    """One delivery to send: a single recipient of a message."""
+
+    delivery_id: str
+    message_id: str
+    recipient: str
+    subject: str | None = None
+    text: str | None = None
+    html: str | None = None
+    variables: dict[str, Any] = {}
+    attempt: int = 1
+
+
+class Sent(msgspec.Struct, frozen=True, tag="sent"):
+    """The provider accepted the delivery."""
+
+    provider_id: str | None = None
+    units: int = 1
+    answer: str | None = None
+
+
+class Retry(msgspec.Struct, frozen=True, tag="retry"):
+    """A temporary failure: try again, no sooner than ``after`` seconds (0 = gateway's backoff)."""
+
+    reason: str
+    after: float = 0.0
+    code: str | None = None
+
+
+class Failed(msgspec.Struct, frozen=True, tag="failed"):
+    """A permanent failure: the provider's own code and reason; never retried."""
+
+    reason: str
+    code: str | None = None
+
+
+Outcome = Sent | Retry | Failed
+
+
+class AccountInvalid(Exception):
+    """Raised by ``validate_account`` with the provider's reason and, if known, the field."""
+
+    def __init__(self, reason: str, field: str | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.field = field
+
+
+class Channel(abc.ABC):
+    """Base class for channels. Subclasses set the class attributes and implement ``send``.
+
+    - ``name``: the channel name used in the API (``"email"``, ``"sms"`` ...), unique.
+    - ``content_kinds``: which :class:`ContentKind` values the channel accepts.
+    - ``account_type``: a msgspec Struct decoding an account's ``config``; its class attribute
+      ``secret_fields`` (a frozenset of field names) lists what is encrypted at rest and never
+      returned by the API.
+    - ``unit``: the metering unit one ``Sent.units`` counts (``"message"``, ``"segment"`` ...).
+    """
+
+    name: ClassVar[str]
+    content_kinds: ClassVar[frozenset[ContentKind]]
+    account_type: ClassVar[type[msgspec.Struct]]
+    unit: ClassVar[str] = "message"
+
+    @abc.abstractmethod
+    async def send(self, account: AccountRef, outgoing: Outgoing) -> Outcome:
+        """Send one delivery; return an Outcome. Must not raise for provider trouble."""
+
+    def check_recipient(self, recipient: str) -> str | None:
+        """Why ``recipient`` is not an address this channel can send to, or None if it is.
+
+        Called when a message is accepted, so a bad address is refused with 422 at once.
+        """
+        return None
+
+    async def validate_account(self, account: AccountRef) -> None:
+        """Prove the account's credentials with a real provider call; raise AccountInvalid."""
+
+    async def close(self) -> None:
+        """Release connections and caches; called once at shutdown."""
+
+
+def secret_fields(account_type: type) -> frozenset[str]:
+    """The secret field names an account type declares (none if it declares none)."""
+    return frozenset(getattr(account_type, "secret_fields", frozenset()))

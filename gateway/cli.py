@@ -1,0 +1,242 @@
+"""The ``msggate`` command: serve, apikey, send, plugins, migrate, secret-key."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import os
+import signal
+import sys
+import urllib.error
+import urllib.request
+from collections.abc import Sequence
+from typing import Any
+
+import gateway
+from gateway.config import SETTING_NAMES, ConfigError, Settings, env_name, load_settings
+
+log = logging.getLogger("gateway")
+
+
+def _settings_flags(parser: argparse.ArgumentParser) -> None:
+    for name in SETTING_NAMES:
+        default = Settings.__struct_defaults__[SETTING_NAMES.index(name)]
+        parser.add_argument(
+            "--" + name.replace("_", "-"),
+            dest=name,
+            default=None,
+            metavar="VALUE",
+            help=f"env {env_name(name)}" + (f" (default {default})" if default is not None else ""),
+        )
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    return load_settings({n: getattr(args, n, None) for n in SETTING_NAMES})
+
+
+def _setup_logging(level: str) -> None:
+    logging.basicConfig(
+        level=level, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+
+
+def _event_loop_policy() -> None:
+    try:
+        import uvloop
+    except ImportError:
+        return
+    asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+
+
+# -- serve ------------------------------------------------------------------------------------
+
+
+async def _serve(settings: Settings) -> None:
+    from aiohttp import web
+
+    from gateway.app import create_app
+    from gateway.bootstrap import banner, first_run
+    from gateway.services import SERVICES
+
+    app = create_app(settings)
+    runner = web.AppRunner(app, access_log=None, handle_signals=False)
+    await runner.setup()
+    try:
+        site = web.TCPSite(runner, settings.http_host, settings.http_port, reuse_address=True)
+        try:
+            await site.start()
+        except OSError as exc:
+            raise ConfigError(
+                f"MSGGATE_HTTP_PORT={settings.http_port}: cannot listen: {exc.strerror or exc}"
+            ) from None
+        services = app[SERVICES]
+        created = await first_run(services)
+        print(banner(services, created), flush=True)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await stop.wait()
+        log.info("shutting down")
+    finally:
+        await runner.cleanup()
+
+
+# -- apikey -----------------------------------------------------------------------------------
+
+
+async def _apikey(settings: Settings, args: argparse.Namespace) -> None:
+    from gateway.runtime import open_services
+
+    async with open_services(settings, dispatch=False) as services:
+        if args.apikey_command == "create":
+            record, key = await services.api_keys.create(args.name)
+            print(f"created API key {record.name!r}; it is shown only now:")
+            print(key)
+        elif args.apikey_command == "list":
+            for k in await services.api_keys.list():
+                state = f"revoked {k.revoked_at:%Y-%m-%d}" if k.revoked_at else "active"
+                print(f"{k.name}\t{k.prefix}…\t{k.created_at:%Y-%m-%d %H:%M}\t{state}")
+        elif args.apikey_command == "revoke":
+            await services.api_keys.revoke(args.name)
+            print(f"revoked API key {args.name!r}")
+
+
+# -- plugins ----------------------------------------------------------------------------------
+
+
+def _plugins() -> int:
+    from gateway.plugins import Plugins
+
+    plugins = Plugins.load()
+    for info in plugins.describe():
+        where = f"{info.distribution} {info.version}" if info.distribution else "(local)"
+        print(f"{info.name}\t{where}\tchannels: {', '.join(info.channels) or '-'}")
+    for problem in plugins.problems:
+        print(f"{problem.plugin}\tDISABLED\t{problem.reason}")
+    return 1 if plugins.problems else 0
+
+
+# -- send -------------------------------------------------------------------------------------
+
+
+def _send(args: argparse.Namespace) -> int:
+    key = args.api_key or os.environ.get("MSGGATE_API_KEY")
+    if not key:
+        raise ConfigError("--api-key (or MSGGATE_API_KEY) is required")
+    body: dict[str, Any] = {"channel": args.channel, "account": args.account, "recipients": args.to}
+    for field in ("subject", "text", "html", "send_at", "idempotency_key"):
+        value = getattr(args, field)
+        if value is not None:
+            body[field] = value
+    if args.html_file:
+        with open(args.html_file, encoding="utf-8") as f:
+            body["html"] = f.read()
+    if args.var:
+        body["variables"] = dict(v.split("=", 1) for v in args.var)
+    request = urllib.request.Request(
+        args.url.rstrip("/") + "/api/v1/messages",
+        data=json.dumps(body).encode(),
+        headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"},
+        method="POST",
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            print(response.read().decode())
+            return 0
+    except urllib.error.HTTPError as exc:
+        print(exc.read().decode(), file=sys.stderr)
+        return 1
+    except urllib.error.URLError as exc:
+        raise ConfigError(f"--url {args.url}: cannot reach the gateway: {exc.reason}") from None
+
+
+# -- parser -----------------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="msggate", description=gateway.__doc__)
+    parser.add_argument("--version", action="version", version=f"msggate {gateway.__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="run the gateway (HTTP API, dispatcher)")
+    _settings_flags(serve)
+
+    apikey = sub.add_parser("apikey", help="manage API keys")
+    apikey_sub = apikey.add_subparsers(dest="apikey_command", required=True)
+    create = apikey_sub.add_parser("create", help="create a key; prints it on the last line")
+    create.add_argument("--name", required=True)
+    apikey_sub.add_parser("list", help="list keys (never the keys themselves)")
+    revoke = apikey_sub.add_parser("revoke", help="revoke a key")
+    revoke.add_argument("--name", required=True)
+    for p in (create, apikey_sub.choices["list"], revoke):
+        _settings_flags(p)
+
+    send = sub.add_parser("send", help="send a message through a running gateway")
+    send.add_argument("--url", default="http://127.0.0.1:8080")
+    send.add_argument("--api-key", help="or MSGGATE_API_KEY")
+    send.add_argument("--channel", default="email")
+    send.add_argument("--account", required=True)
+    send.add_argument("--to", action="append", required=True, help="a recipient (repeatable)")
+    send.add_argument("--subject")
+    send.add_argument("--text")
+    send.add_argument("--html")
+    send.add_argument("--html-file")
+    send.add_argument("--var", action="append", help="NAME=VALUE template variable")
+    send.add_argument("--send-at", dest="send_at", help="ISO 8601 time with zone")
+    send.add_argument("--idempotency-key", dest="idempotency_key")
+
+    sub.add_parser("plugins", help="list loaded plugins and their channels")
+    migrate = sub.add_parser("migrate", help="apply database migrations and exit")
+    _settings_flags(migrate)
+    sub.add_parser("secret-key", help="print a new key for MSGGATE_SECRET_KEY")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command == "plugins":
+            logging.basicConfig(level="CRITICAL")
+            return _plugins()
+        if args.command == "send":
+            return _send(args)
+        if args.command == "secret-key":
+            from gateway.crypto import new_key
+
+            print(new_key())
+            return 0
+        settings = _settings(args)
+        _setup_logging(settings.log_level)
+        _event_loop_policy()
+        if args.command == "serve":
+            asyncio.run(_serve(settings))
+        elif args.command == "apikey":
+            asyncio.run(_apikey(settings, args))
+        elif args.command == "migrate":
+            from gateway.runtime import open_services
+
+            async def _migrate() -> None:
+                async with open_services(settings, dispatch=False):
+                    print("database is up to date")
+
+            asyncio.run(_migrate())
+        return 0
+    except ConfigError as exc:
+        print(f"msggate: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:
+        from gateway.errors import GatewayError
+
+        if isinstance(exc, GatewayError):
+            print(f"msggate: {exc.message}", file=sys.stderr)
+            return 1
+        raise
+
+
+if __name__ == "__main__":
+    sys.exit(main())

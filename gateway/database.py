@@ -1,0 +1,54 @@
+"""Where the database is: a real server by URL, or the embedded PostgreSQL in the data folder."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import asyncpg
+import msgspec
+
+from gateway.config import ConfigError
+
+log = logging.getLogger(__name__)
+
+
+def embedded_url(data_dir: Path) -> str:
+    """Start (or join) the embedded PostgreSQL in ``data_dir/pg`` and return its URL."""
+    try:
+        import pgserver
+    except ImportError:  # pragma: no cover - a dependency, but say what is missing
+        raise ConfigError(
+            "MSGGATE_DATABASE_URL is unset and the embedded PostgreSQL (pgserver) is not installed"
+        ) from None
+    pgdata = data_dir / "pg"
+    pgdata.mkdir(parents=True, exist_ok=True)
+    # cleanup_mode=None: the server outlives this process, so `msggate apikey` and a running
+    # `msggate serve` share it, and a restart finds the data where it left it.
+    server = pgserver.get_server(pgdata, cleanup_mode=None)
+    return server.get_uri()
+
+
+async def _init_connection(conn: asyncpg.Connection) -> None:
+    for kind in ("json", "jsonb"):
+        await conn.set_type_codec(
+            kind, schema="pg_catalog", encoder=_encode_json, decoder=msgspec.json.decode
+        )
+
+
+def _encode_json(value: object) -> str:
+    return msgspec.json.encode(value).decode()
+
+
+async def open_pool(url: str, size: int) -> asyncpg.Pool:
+    """A connection pool with JSON codecs; a clear ConfigError when the server is unreachable."""
+    try:
+        return await asyncpg.create_pool(
+            url,
+            min_size=min(2, size),
+            max_size=size,
+            init=_init_connection,
+            command_timeout=60,
+        )
+    except (OSError, asyncpg.PostgresError) as exc:
+        raise ConfigError(f"MSGGATE_DATABASE_URL: cannot connect to the database: {exc}") from None

@@ -1,0 +1,60 @@
+"""The plugin author's reference: every hook msggate calls, when, with what, and what it wants back.
+
+A plugin is a module (or object) with functions decorated by ``gateway.hookimpl`` and named after
+the hooks below, listed under the entry-point group ``msggate.plugins`` of its distribution::
+
+    [options.entry_points]
+    msggate.plugins =
+        feishu = msggate_feishu.plugin
+
+Hooks are synchronous and cheap: they return objects, and the asynchronous work lives on those
+objects (a channel's ``send``). Arguments are passed by name, so an implementation may accept
+only the ones it needs. New arguments may be added to a hook at any time; renaming or removing
+one goes through a deprecation warning first.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import pluggy
+
+if TYPE_CHECKING:
+    from gateway.channel import Channel, Failed, Outgoing
+    from gateway.events import DeliveryEvent
+
+hookspec = pluggy.HookspecMarker("msggate")
+
+
+@hookspec
+def msggate_channels() -> list[Channel]:
+    """Return the channels this plugin provides (an empty list for none).
+
+    Called once at start, before the gateway accepts traffic. Each item is a
+    :class:`gateway.channel.Channel`: its ``name`` must be unique across all plugins (a clash
+    stops the gateway at start, naming both plugins), and it must declare ``content_kinds``,
+    ``account_type`` and implement ``async send(account, outgoing)``.
+    """
+
+
+@hookspec
+def msggate_filter_outgoing(channel: str, account: str, outgoing: Outgoing) -> Failed | None:
+    """Inspect a delivery just before it is sent; return a ``Failed`` to block it.
+
+    Called in the dispatcher for every attempt, after the delivery is claimed and before the
+    channel's ``send``. ``channel`` and ``account`` are names; ``outgoing`` is the delivery.
+    Return ``None`` to let it through. The first ``Failed`` returned by any plugin marks the
+    delivery failed with that reason, without calling the provider. Must be fast and must not
+    block: it runs on the event loop.
+    """
+
+
+@hookspec
+def msggate_delivery_event(event: DeliveryEvent) -> None:
+    """Observe a delivery event after it has been committed.
+
+    Called for every event the dispatcher records (``attempt``, ``sent``, ``retrying``,
+    ``failed``, ``sandboxed`` ...), once it is durable. Use it for metrics, audit trails or
+    webhooks; schedule slow work with ``asyncio.create_task`` rather than doing it here. The
+    return value is ignored and an exception is logged, never propagated.
+    """

@@ -1,0 +1,254 @@
+"""Accepting messages (validated, then group-committed) and reading them back with history."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from typing import Annotated, Any
+
+import msgspec
+from msgspec import Meta
+
+from gateway.batching import Batcher
+from gateway.channel import ContentKind
+from gateway.errors import Conflict, Invalid, NotFound
+from gateway.model import AccountRow, NewMessage, uuid7
+from gateway.plugins import Plugins
+from gateway.store import InsertResult, Store
+
+MAX_RECIPIENTS = 1000
+ACCOUNT_CACHE_SECONDS = 5.0
+
+Recipient = Annotated[str, Meta(min_length=1, max_length=320)]
+
+
+class MessageIn(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """A message to send: one delivery per recipient."""
+
+    channel: Annotated[str, Meta(min_length=1, max_length=64, description="channel name")]
+    account: Annotated[str, Meta(min_length=1, max_length=200, description="sender account")]
+    recipients: Annotated[list[Recipient], Meta(min_length=1, max_length=MAX_RECIPIENTS)]
+    subject: Annotated[str, Meta(max_length=998)] | None = None
+    text: Annotated[str, Meta(max_length=1_000_000)] | None = None
+    html: Annotated[str, Meta(max_length=5_000_000)] | None = None
+    variables: dict[str, Any] = {}
+    send_at: dt.datetime | None = None
+    idempotency_key: Annotated[str, Meta(min_length=1, max_length=200)] | None = None
+
+
+class DeliveryOut(msgspec.Struct):
+    id: str
+    recipient: str
+    status: str
+
+
+class Accepted(msgspec.Struct):
+    """The answer to an accepted message (also to a replay of its idempotency key)."""
+
+    id: str
+    deliveries: list[DeliveryOut]
+    replayed: bool = False
+
+
+class EventOut(msgspec.Struct):
+    at: dt.datetime
+    kind: str
+    detail: dict[str, Any] = {}
+
+
+class DeliveryDetail(msgspec.Struct):
+    id: str
+    recipient: str
+    status: str
+    attempts: int
+    next_attempt_at: dt.datetime | None
+    provider_id: str | None
+    units: int | None
+    last_code: str | None
+    last_error: str | None
+    finished_at: dt.datetime | None
+    events: list[EventOut]
+
+
+class MessageDetail(msgspec.Struct):
+    id: str
+    channel: str
+    account: str
+    subject: str | None
+    text: str | None
+    html: str | None
+    variables: dict[str, Any]
+    ingress: str
+    ingress_detail: dict[str, Any]
+    idempotency_key: str | None
+    send_at: dt.datetime | None
+    created_at: dt.datetime
+    deliveries: list[DeliveryDetail]
+
+
+class Ingress(msgspec.Struct, frozen=True):
+    """Where a message came from: ``kind`` (http, smtp ...), details, and the idempotency scope."""
+
+    kind: str
+    detail: dict[str, Any] = {}
+    scope: str = ""
+
+
+def _request_hash(msg: MessageIn) -> bytes:
+    return hashlib.sha256(
+        msgspec.json.encode(msgspec.structs.replace(msg, idempotency_key=None))
+    ).digest()
+
+
+class MessageService:
+    """Validates and commits messages; reads them back."""
+
+    def __init__(
+        self,
+        store: Store,
+        plugins: Plugins,
+        max_batch: int = 500,
+        on_commit: Callable[[], None] | None = None,
+    ) -> None:
+        self.store = store
+        self.plugins = plugins
+        self.on_commit = on_commit
+        self._accounts: dict[str, tuple[float, AccountRow | None]] = {}
+        self._batcher: Batcher[NewMessage, InsertResult] = Batcher(self._flush, max_batch)
+
+    async def close(self) -> None:
+        await self._batcher.close()
+
+    async def _flush(self, batch: Sequence[NewMessage]) -> list[InsertResult]:
+        result = await self.store.insert_messages(batch)
+        if self.on_commit is not None and result.inserted:
+            self.on_commit()
+        return [result] * len(batch)
+
+    async def _account(self, name: str) -> AccountRow | None:
+        now = time.monotonic()
+        hit = self._accounts.get(name)
+        if hit is not None and hit[0] > now:
+            return hit[1]
+        row = await self.store.account_by_name(name)
+        self._accounts[name] = (now + ACCOUNT_CACHE_SECONDS, row)
+        return row
+
+    def forget_account(self, name: str) -> None:
+        self._accounts.pop(name, None)
+
+    async def prepare(self, msg: MessageIn, ingress: Ingress) -> NewMessage:
+        """Check a message against its channel and account; raise Invalid naming the field."""
+        channel = self.plugins.channel(msg.channel)
+        if channel is None:
+            known = ", ".join(sorted(self.plugins.channels)) or "none"
+            raise Invalid(f"unknown channel {msg.channel!r} (loaded: {known})", "channel")
+        account = await self._account(msg.account)
+        if account is None:
+            raise Invalid(f"no account named {msg.account!r}", "account")
+        if account.channel != msg.channel:
+            raise Invalid(
+                f"account {msg.account!r} belongs to channel {account.channel!r}", "account"
+            )
+        if not (msg.text or msg.html or msg.variables):
+            raise Invalid("give text, html or variables: the message is empty", "text")
+        if msg.html and not msg.text and ContentKind.RICH not in channel.content_kinds:
+            raise Invalid(f"channel {msg.channel!r} takes plain text: give text", "text")
+        if msg.send_at is not None and msg.send_at.tzinfo is None:
+            raise Invalid("send_at needs a time zone, e.g. 2026-01-01T09:00:00+08:00", "send_at")
+        recipients = list(dict.fromkeys(r.strip() for r in msg.recipients))
+        for i, recipient in enumerate(recipients):
+            problem = channel.check_recipient(recipient) if recipient else "empty recipient"
+            if problem:
+                raise Invalid(f"{recipient!r}: {problem}", f"recipients[{i}]")
+        key = msg.idempotency_key
+        return NewMessage(
+            id=uuid7(),
+            channel=msg.channel,
+            account_id=account.id,
+            account_name=account.name,
+            recipients=recipients,
+            delivery_ids=[uuid7() for _ in recipients],
+            subject=msg.subject,
+            text=msg.text,
+            html=msg.html,
+            variables=msg.variables,
+            ingress=ingress.kind,
+            ingress_detail=ingress.detail,
+            idempotency_scope=ingress.scope if key else None,
+            idempotency_key=key,
+            request_hash=_request_hash(msg) if key else None,
+            send_at=msg.send_at,
+        )
+
+    async def accept(self, msg: MessageIn, ingress: Ingress) -> Accepted:
+        """Validate, commit (grouped with concurrent callers), and answer only once durable."""
+        new = await self.prepare(msg, ingress)
+        result = await self._batcher.submit(new)
+        if new.id in result.inserted or new.idempotency_key is None:
+            status = "queued"
+            return Accepted(
+                str(new.id),
+                [
+                    DeliveryOut(str(d), r, status)
+                    for d, r in zip(new.delivery_ids, new.recipients, strict=True)
+                ],
+            )
+        existing_id, existing_hash = result.existing[(ingress.scope, new.idempotency_key)]
+        if existing_hash != new.request_hash:
+            raise Conflict(
+                "this idempotency key was used for a different message", "idempotency_key"
+            )
+        deliveries = await self.store.deliveries_of(existing_id)
+        return Accepted(
+            str(existing_id),
+            [DeliveryOut(str(d.id), d.recipient, d.status) for d in deliveries],
+            replayed=True,
+        )
+
+    async def detail(self, message_id: str) -> MessageDetail:
+        try:
+            mid = uuid.UUID(message_id)
+        except ValueError:
+            raise NotFound(f"no message with id {message_id!r}", "id") from None
+        found = await self.store.message(mid)
+        if found is None:
+            raise NotFound(f"no message with id {message_id!r}", "id")
+        m, deliveries, events = found
+        by_delivery: dict[uuid.UUID, list[EventOut]] = {}
+        for e in events:
+            by_delivery.setdefault(e.delivery_id, []).append(EventOut(e.at, e.kind, e.detail))
+        accepted = EventOut(m.created_at, "accepted", {"ingress": m.ingress})
+        return MessageDetail(
+            id=str(m.id),
+            channel=m.channel,
+            account=m.account_name,
+            subject=m.subject,
+            text=m.body_text,
+            html=m.body_html,
+            variables=m.variables,
+            ingress=m.ingress,
+            ingress_detail=m.ingress_detail,
+            idempotency_key=m.idempotency_key,
+            send_at=m.send_at,
+            created_at=m.created_at,
+            deliveries=[
+                DeliveryDetail(
+                    id=str(d.id),
+                    recipient=d.recipient,
+                    status=d.status,
+                    attempts=d.attempts,
+                    next_attempt_at=d.due_at if d.status in ("queued", "retrying") else None,
+                    provider_id=d.provider_id,
+                    units=d.units,
+                    last_code=d.last_code,
+                    last_error=d.last_error,
+                    finished_at=d.finished_at,
+                    events=[accepted, *by_delivery.get(d.id, [])],
+                )
+                for d in deliveries
+            ],
+        )

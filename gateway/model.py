@@ -1,0 +1,146 @@
+"""Domain records passed between the store, the services and the API."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import time
+import uuid
+from typing import Any
+
+import msgspec
+
+
+def uuid7() -> uuid.UUID:
+    """A time-ordered UUID (RFC 9562 version 7): new rows land at the end of the index."""
+    ms = time.time_ns() // 1_000_000
+    rand = int.from_bytes(os.urandom(10), "big")
+    value = (ms & ((1 << 48) - 1)) << 80 | 0x7 << 76 | (rand >> 68 & 0xFFF) << 64
+    value |= 0b10 << 62 | rand & ((1 << 62) - 1)
+    return uuid.UUID(int=value)
+
+
+class ApiKey(msgspec.Struct, frozen=True):
+    id: int
+    name: str
+    prefix: str
+    created_at: dt.datetime
+    revoked_at: dt.datetime | None = None
+
+
+class AccountRow(msgspec.Struct, frozen=True):
+    id: int
+    channel: str
+    name: str
+    sandbox: bool
+    config: dict[str, Any]
+    secrets: bytes | None
+    revision: int
+    created_at: dt.datetime
+    updated_at: dt.datetime
+
+    def __repr__(self) -> str:
+        return f"AccountRow(name={self.name!r}, channel={self.channel!r})"
+
+
+class NewMessage(msgspec.Struct, frozen=True):
+    """A validated message ready to be committed, with one delivery id per recipient."""
+
+    id: uuid.UUID
+    channel: str
+    account_id: int
+    account_name: str
+    recipients: list[str]
+    delivery_ids: list[uuid.UUID]
+    subject: str | None
+    text: str | None
+    html: str | None
+    variables: dict[str, Any]
+    ingress: str
+    ingress_detail: dict[str, Any]
+    idempotency_scope: str | None
+    idempotency_key: str | None
+    request_hash: bytes | None
+    send_at: dt.datetime | None
+
+
+class ClaimedDelivery(msgspec.Struct, frozen=True):
+    """A delivery leased to this node, with what is needed to send it."""
+
+    id: uuid.UUID
+    message_id: uuid.UUID
+    recipient: str
+    attempts: int
+    channel: str
+    account_id: int | None
+    account_name: str
+    subject: str | None
+    body_text: str | None
+    body_html: str | None
+    variables: dict[str, Any]
+    account_revision: int | None
+
+
+class Finished(msgspec.Struct, frozen=True):
+    """The result of one attempt, to be written back."""
+
+    id: uuid.UUID
+    attempt: int
+    status: str  # sent | retrying | failed
+    kind: str  # the event kind recorded with it
+    detail: dict[str, Any]
+    due_at: dt.datetime | None = None
+    provider_id: str | None = None
+    units: int | None = None
+    code: str | None = None
+    error: str | None = None
+
+
+class EventRow(msgspec.Struct, frozen=True):
+    delivery_id: uuid.UUID
+    at: dt.datetime
+    kind: str
+    detail: dict[str, Any]
+
+
+class DeliveryRow(msgspec.Struct, frozen=True):
+    id: uuid.UUID
+    recipient: str
+    status: str
+    attempts: int
+    due_at: dt.datetime
+    provider_id: str | None
+    units: int | None
+    last_code: str | None
+    last_error: str | None
+    updated_at: dt.datetime
+    finished_at: dt.datetime | None
+
+
+class MessageRow(msgspec.Struct, frozen=True):
+    id: uuid.UUID
+    channel: str
+    account_name: str
+    subject: str | None
+    body_text: str | None
+    body_html: str | None
+    variables: dict[str, Any]
+    ingress: str
+    ingress_detail: dict[str, Any]
+    idempotency_key: str | None
+    send_at: dt.datetime | None
+    created_at: dt.datetime
+
+
+class SandboxRow(msgspec.Struct, frozen=True):
+    id: int
+    delivery_id: uuid.UUID
+    message_id: uuid.UUID
+    channel: str
+    account: str
+    recipient: str
+    subject: str | None
+    body_text: str | None
+    body_html: str | None
+    variables: dict[str, Any]
+    recorded_at: dt.datetime

@@ -1,0 +1,62 @@
+"""Opening and closing everything a gateway process needs, in order."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+from gateway.accounts import Accounts
+from gateway.apikeys import ApiKeys
+from gateway.config import Settings
+from gateway.crypto import load_secret_box
+from gateway.database import embedded_url, open_pool
+from gateway.dispatcher import Dispatcher
+from gateway.messages import MessageService
+from gateway.migrate import migrate
+from gateway.plugins import Plugins
+from gateway.services import Services
+from gateway.store import Store
+
+log = logging.getLogger(__name__)
+
+
+async def database_url(settings: Settings) -> str:
+    if settings.database_url:
+        return settings.database_url
+    return await asyncio.to_thread(embedded_url, settings.data_path)
+
+
+@contextlib.asynccontextmanager
+async def open_services(
+    settings: Settings, plugins: Plugins | None = None, dispatch: bool = True
+) -> AsyncIterator[Services]:
+    """Database (migrated), plugins, services and, if ``dispatch``, a running dispatcher."""
+    box = load_secret_box(settings.secret_key, settings.data_path)
+    pool = await open_pool(await database_url(settings), settings.db_pool_size)
+    try:
+        async with pool.acquire() as conn:
+            await migrate(conn)
+        store = Store(pool)
+        plugins = plugins or Plugins.load()
+        accounts = Accounts(store, plugins, box)
+        messages = MessageService(store, plugins, settings.accept_batch)
+        services = Services(settings, store, plugins, accounts, messages, ApiKeys(store))
+        task = None
+        if dispatch:
+            services.dispatcher = Dispatcher(store, plugins, accounts, settings)
+            messages.on_commit = services.dispatcher.poke
+            task = asyncio.create_task(services.dispatcher.run(), name="dispatcher")
+        try:
+            yield services
+        finally:
+            if services.dispatcher is not None:
+                await services.dispatcher.stop()
+            if task is not None:
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
+            await messages.close()
+            await plugins.close()
+    finally:
+        await pool.close()

@@ -1,0 +1,29 @@
+"""The service layer the HTTP API, the console and the CLI share."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from aiohttp import web
+
+from gateway.accounts import Accounts
+from gateway.apikeys import ApiKeys
+from gateway.config import Settings
+from gateway.dispatcher import Dispatcher
+from gateway.messages import MessageService
+from gateway.plugins import Plugins
+from gateway.store import Store
+
+
+@dataclass
+class Services:
+    settings: Settings
+    store: Store
+    plugins: Plugins
+    accounts: Accounts
+    messages: MessageService
+    api_keys: ApiKeys
+    dispatcher: Dispatcher | None = None
+
+
+SERVICES = web.AppKey("services", Services)

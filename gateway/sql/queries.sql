@@ -1,0 +1,149 @@
+-- name: insert_messages
+-- Group commit: many accepted messages in one statement; idempotent replays are skipped.
+INSERT INTO messages (id, channel, account_id, account_name, subject, body_text, body_html,
+                      variables, ingress, ingress_detail, idempotency_scope, idempotency_key,
+                      request_hash, send_at)
+SELECT * FROM unnest($1::uuid[], $2::text[], $3::bigint[], $4::text[], $5::text[], $6::text[],
+                     $7::text[], $8::jsonb[], $9::text[], $10::jsonb[], $11::text[], $12::text[],
+                     $13::bytea[], $14::timestamptz[])
+ON CONFLICT DO NOTHING  -- an idempotent replay, or a batch retried after its commit
+RETURNING id;
+
+-- name: insert_deliveries
+INSERT INTO deliveries (id, message_id, recipient, status, due_at)
+SELECT id, message_id, recipient, 'queued', due_at
+FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::timestamptz[])
+     AS d (id, message_id, recipient, due_at);
+
+-- name: find_idempotent
+SELECT id, request_hash FROM messages WHERE idempotency_scope = $1 AND idempotency_key = $2;
+
+-- name: notify_due
+SELECT pg_notify('msggate_due', '');
+
+-- name: message
+SELECT id, channel, account_name, subject, body_text, body_html, variables, ingress,
+       ingress_detail, idempotency_key, send_at, created_at
+FROM messages WHERE id = $1;
+
+-- name: message_deliveries
+SELECT id, recipient, status, attempts, due_at, provider_id, units, last_code, last_error,
+       updated_at, finished_at
+FROM deliveries WHERE message_id = $1 ORDER BY recipient, id;
+
+-- name: message_events
+SELECT e.delivery_id, e.at, e.kind, e.detail
+FROM delivery_events e JOIN deliveries d ON d.id = e.delivery_id
+WHERE d.message_id = $1 ORDER BY e.id;
+
+-- name: claim_deliveries
+-- Take up to $1 due deliveries (new, retrying, or sending with an expired lease), lease them to
+-- node $2 for $3 seconds, and record the attempt, all in one statement.
+WITH due AS (
+    SELECT id FROM deliveries
+    WHERE status IN ('queued', 'retrying', 'sending') AND due_at <= now()
+    ORDER BY due_at
+    LIMIT $1
+    FOR UPDATE SKIP LOCKED
+), claimed AS (
+    UPDATE deliveries d
+    SET status = 'sending', attempts = d.attempts + 1, leased_by = $2,
+        due_at = now() + make_interval(secs => $3), updated_at = now()
+    FROM due WHERE d.id = due.id
+    RETURNING d.id, d.message_id, d.recipient, d.attempts
+), attempt AS (
+    INSERT INTO delivery_events (delivery_id, kind, detail)
+    SELECT id, 'attempt', jsonb_build_object('attempt', attempts, 'node', $2::text)
+    FROM claimed
+)
+SELECT c.id, c.message_id, c.recipient, c.attempts, m.channel, m.account_id, m.account_name,
+       m.subject, m.body_text, m.body_html, m.variables, a.revision AS account_revision
+FROM claimed c
+JOIN messages m ON m.id = c.message_id
+LEFT JOIN accounts a ON a.id = m.account_id;
+
+-- name: finish_deliveries
+-- Record outcomes; a row whose lease passed to another node meanwhile is left alone.
+WITH o AS (
+    SELECT * FROM unnest($1::uuid[], $2::int[], $3::text[], $4::timestamptz[], $5::text[],
+                         $6::int[], $7::text[], $8::text[], $9::jsonb[], $10::text[])
+        AS o (id, attempt, status, due_at, provider_id, units, code, error, detail, kind)
+), updated AS (
+    UPDATE deliveries d
+    SET status = o.status, due_at = coalesce(o.due_at, d.due_at), leased_by = NULL,
+        provider_id = coalesce(o.provider_id, d.provider_id), units = coalesce(o.units, d.units),
+        last_code = o.code, last_error = o.error, updated_at = now(),
+        finished_at = CASE WHEN o.status IN ('sent', 'failed') THEN now() END
+    FROM o
+    WHERE d.id = o.id AND d.status = 'sending' AND d.attempts = o.attempt
+    RETURNING d.id
+)
+INSERT INTO delivery_events (delivery_id, kind, detail)
+SELECT o.id, o.kind, o.detail FROM o JOIN updated u ON u.id = o.id
+RETURNING delivery_id, at, kind, detail;
+
+-- name: next_due
+SELECT min(due_at) FROM deliveries WHERE status IN ('queued', 'retrying', 'sending');
+
+-- name: record_sandbox
+INSERT INTO sandbox_messages (delivery_id, message_id, channel, account, recipient, subject,
+                              body_text, body_html, variables)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+ON CONFLICT (delivery_id) DO NOTHING;
+
+-- name: list_sandbox
+SELECT id, delivery_id, message_id, channel, account, recipient, subject, body_text, body_html,
+       variables, recorded_at
+FROM sandbox_messages
+WHERE ($1::text IS NULL OR account = $1) AND ($2::text IS NULL OR recipient = $2)
+  AND ($3::bigint IS NULL OR id < $3)
+ORDER BY id DESC LIMIT $4;
+
+-- name: insert_api_key
+INSERT INTO api_keys (name, key_hash, prefix) VALUES ($1, $2, $3)
+RETURNING id, name, prefix, created_at, revoked_at;
+
+-- name: api_key_by_hash
+SELECT id, name, prefix, created_at, revoked_at FROM api_keys
+WHERE key_hash = $1 AND revoked_at IS NULL;
+
+-- name: list_api_keys
+SELECT id, name, prefix, created_at, revoked_at FROM api_keys ORDER BY id;
+
+-- name: revoke_api_key
+UPDATE api_keys SET revoked_at = now() WHERE name = $1 AND revoked_at IS NULL
+RETURNING id, name, prefix, created_at, revoked_at;
+
+-- name: count_api_keys
+SELECT count(*) FROM api_keys WHERE revoked_at IS NULL;
+
+-- name: insert_account
+INSERT INTO accounts (channel, name, sandbox, config, secrets) VALUES ($1, $2, $3, $4, $5)
+RETURNING id, channel, name, sandbox, config, secrets, revision, created_at, updated_at;
+
+-- name: account_by_name
+SELECT id, channel, name, sandbox, config, secrets, revision, created_at, updated_at
+FROM accounts WHERE name = $1;
+
+-- name: account_by_id
+SELECT id, channel, name, sandbox, config, secrets, revision, created_at, updated_at
+FROM accounts WHERE id = $1;
+
+-- name: list_accounts
+SELECT id, channel, name, sandbox, config, secrets, revision, created_at, updated_at
+FROM accounts
+WHERE ($1::text IS NULL OR channel = $1)
+  AND ($2::text IS NULL OR name ILIKE '%' || $2 || '%' OR config::text ILIKE '%' || $2 || '%')
+ORDER BY name;
+
+-- name: update_account
+UPDATE accounts SET config = $2, secrets = $3, revision = revision + 1, updated_at = now()
+WHERE name = $1 AND revision = $4
+RETURNING id, channel, name, sandbox, config, secrets, revision, created_at, updated_at;
+
+-- name: pending_for_account
+SELECT count(*) FROM deliveries d JOIN messages m ON m.id = d.message_id
+WHERE m.account_id = $1 AND d.status IN ('queued', 'retrying', 'sending');
+
+-- name: delete_account
+DELETE FROM accounts WHERE id = $1;

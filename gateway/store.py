@@ -1,0 +1,263 @@
+"""The repository: the only module that talks to PostgreSQL; it returns Structs."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
+
+import asyncpg
+import msgspec
+
+from gateway.errors import Conflict, InUse
+from gateway.model import (
+    AccountRow,
+    ApiKey,
+    ClaimedDelivery,
+    DeliveryRow,
+    EventRow,
+    Finished,
+    MessageRow,
+    NewMessage,
+    SandboxRow,
+)
+from gateway.sql import QUERIES as Q
+
+T = TypeVar("T")
+
+NOTIFY_CHANNEL = "msggate_due"
+
+# What it looks like when PostgreSQL is down or unreachable (callers answer 503 / 451).
+UNAVAILABLE: tuple[type[BaseException], ...] = (
+    OSError,
+    TimeoutError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    asyncpg.CannotConnectNowError,
+)
+
+
+def _rows(kind: type[T], records: Sequence[asyncpg.Record]) -> list[T]:
+    return [kind(**dict(r)) for r in records]
+
+
+class InsertResult(msgspec.Struct, frozen=True):
+    """Which messages of a group commit were new, and which replayed an idempotency key."""
+
+    inserted: set[uuid.UUID]
+    # (scope, key) -> (existing message id, its request hash)
+    existing: dict[tuple[str, str], tuple[uuid.UUID, bytes | None]]
+
+
+class Store:
+    """All SQL the gateway runs, behind named methods."""
+
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self.pool = pool
+
+    # -- health ------------------------------------------------------------------------------
+
+    async def ping(self) -> None:
+        async with self.pool.acquire(timeout=5) as conn:
+            await conn.fetchval("SELECT 1")
+
+    # -- accept (group commit) ---------------------------------------------------------------
+
+    async def insert_messages(self, batch: Sequence[NewMessage]) -> InsertResult:
+        """Commit a batch of messages and their deliveries in one transaction, then NOTIFY.
+
+        A message that is not inserted either replays an idempotency key (``existing`` says
+        which message holds it) or was committed already by an earlier try of the same batch.
+        """
+        columns: list[list[Any]] = [[] for _ in range(14)]
+        for m in batch:
+            for i, value in enumerate(
+                (
+                    m.id,
+                    m.channel,
+                    m.account_id,
+                    m.account_name,
+                    m.subject,
+                    m.text,
+                    m.html,
+                    m.variables,
+                    m.ingress,
+                    m.ingress_detail,
+                    m.idempotency_scope,
+                    m.idempotency_key,
+                    m.request_hash,
+                    m.send_at,
+                )
+            ):
+                columns[i].append(value)
+        now = dt.datetime.now(dt.UTC)
+        async with self.pool.acquire() as conn, conn.transaction():
+            inserted = {r["id"] for r in await conn.fetch(Q["insert_messages"], *columns)}
+            d_ids, d_msgs, d_rcpts, d_due = [], [], [], []
+            existing: dict[tuple[str, str], tuple[uuid.UUID, bytes | None]] = {}
+            for m in batch:
+                if m.id in inserted:
+                    d_ids.extend(m.delivery_ids)
+                    d_msgs.extend([m.id] * len(m.recipients))
+                    d_rcpts.extend(m.recipients)
+                    d_due.extend([m.send_at or now] * len(m.recipients))
+                elif m.idempotency_key is not None:
+                    key = (m.idempotency_scope or "", m.idempotency_key)
+                    if key not in existing:
+                        row = await conn.fetchrow(
+                            Q["find_idempotent"], m.idempotency_scope, m.idempotency_key
+                        )
+                        existing[key] = (row["id"], row["request_hash"])
+            if d_ids:
+                await conn.execute(Q["insert_deliveries"], d_ids, d_msgs, d_rcpts, d_due)
+                await conn.execute(Q["notify_due"])
+        return InsertResult(inserted, existing)
+
+    # -- reading messages --------------------------------------------------------------------
+
+    async def message(
+        self, message_id: uuid.UUID
+    ) -> tuple[MessageRow, list[DeliveryRow], list[EventRow]] | None:
+        async with self.pool.acquire() as conn:
+            row = await conn.fetchrow(Q["message"], message_id)
+            if row is None:
+                return None
+            deliveries = await conn.fetch(Q["message_deliveries"], message_id)
+            events = await conn.fetch(Q["message_events"], message_id)
+        return MessageRow(**dict(row)), _rows(DeliveryRow, deliveries), _rows(EventRow, events)
+
+    async def deliveries_of(self, message_id: uuid.UUID) -> list[DeliveryRow]:
+        return _rows(DeliveryRow, await self.pool.fetch(Q["message_deliveries"], message_id))
+
+    # -- the queue ---------------------------------------------------------------------------
+
+    async def claim(self, limit: int, node: str, lease_seconds: float) -> list[ClaimedDelivery]:
+        records = await self.pool.fetch(Q["claim_deliveries"], limit, node, lease_seconds)
+        return _rows(ClaimedDelivery, records)
+
+    async def finish(self, results: Sequence[Finished]) -> list[EventRow]:
+        """Write outcomes back; returns the events recorded (rows whose lease was lost skip)."""
+        cols: list[list[Any]] = [[] for _ in range(10)]
+        for f in results:
+            values = (
+                f.id,
+                f.attempt,
+                f.status,
+                f.due_at,
+                f.provider_id,
+                f.units,
+                f.code,
+                f.error,
+                f.detail,
+                f.kind,
+            )
+            for i, value in enumerate(values):
+                cols[i].append(value)
+        async with self.pool.acquire() as conn, conn.transaction():
+            records = await conn.fetch(Q["finish_deliveries"], *cols)
+            if any(f.status == "retrying" for f in results):
+                await conn.execute(Q["notify_due"])
+        return _rows(EventRow, records)
+
+    async def next_due(self) -> dt.datetime | None:
+        return await self.pool.fetchval(Q["next_due"])
+
+    async def listen(self, callback: Callable[[], None]) -> asyncpg.Connection:
+        """A dedicated connection that calls ``callback`` on every NOTIFY of due work."""
+        conn = await self.pool.acquire()
+        await conn.add_listener(NOTIFY_CHANNEL, lambda *_: callback())
+        return conn
+
+    async def unlisten(self, conn: asyncpg.Connection) -> None:
+        """Give the listening connection back (releasing resets it, listeners included)."""
+        await self.pool.release(conn, timeout=5)
+
+    # -- sandbox -----------------------------------------------------------------------------
+
+    async def record_sandbox(self, d: ClaimedDelivery) -> None:
+        await self.pool.execute(
+            Q["record_sandbox"],
+            d.id,
+            d.message_id,
+            d.channel,
+            d.account_name,
+            d.recipient,
+            d.subject,
+            d.body_text,
+            d.body_html,
+            d.variables,
+        )
+
+    async def list_sandbox(
+        self, account: str | None, recipient: str | None, before: int | None, limit: int
+    ) -> list[SandboxRow]:
+        records = await self.pool.fetch(Q["list_sandbox"], account, recipient, before, limit)
+        return _rows(SandboxRow, records)
+
+    # -- API keys ----------------------------------------------------------------------------
+
+    async def insert_api_key(self, name: str, key_hash: bytes, prefix: str) -> ApiKey:
+        try:
+            row = await self.pool.fetchrow(Q["insert_api_key"], name, key_hash, prefix)
+        except asyncpg.UniqueViolationError:
+            raise Conflict(f"an API key named {name!r} already exists") from None
+        return ApiKey(**dict(row))
+
+    async def api_key_by_hash(self, key_hash: bytes) -> ApiKey | None:
+        row = await self.pool.fetchrow(Q["api_key_by_hash"], key_hash)
+        return ApiKey(**dict(row)) if row else None
+
+    async def list_api_keys(self) -> list[ApiKey]:
+        return _rows(ApiKey, await self.pool.fetch(Q["list_api_keys"]))
+
+    async def revoke_api_key(self, name: str) -> ApiKey | None:
+        row = await self.pool.fetchrow(Q["revoke_api_key"], name)
+        return ApiKey(**dict(row)) if row else None
+
+    async def count_api_keys(self) -> int:
+        return await self.pool.fetchval(Q["count_api_keys"])
+
+    # -- accounts ----------------------------------------------------------------------------
+
+    async def insert_account(
+        self, channel: str, name: str, sandbox: bool, config: dict, secrets: bytes | None
+    ) -> AccountRow:
+        try:
+            row = await self.pool.fetchrow(
+                Q["insert_account"], channel, name, sandbox, config, secrets
+            )
+        except asyncpg.UniqueViolationError:
+            raise Conflict(f"an account named {name!r} already exists") from None
+        return AccountRow(**dict(row))
+
+    async def account_by_name(self, name: str) -> AccountRow | None:
+        row = await self.pool.fetchrow(Q["account_by_name"], name)
+        return AccountRow(**dict(row)) if row else None
+
+    async def account_by_id(self, account_id: int) -> AccountRow | None:
+        row = await self.pool.fetchrow(Q["account_by_id"], account_id)
+        return AccountRow(**dict(row)) if row else None
+
+    async def list_accounts(self, channel: str | None, search: str | None) -> list[AccountRow]:
+        return _rows(AccountRow, await self.pool.fetch(Q["list_accounts"], channel, search))
+
+    async def update_account(
+        self, name: str, config: dict, secrets: bytes | None, revision: int
+    ) -> AccountRow:
+        row = await self.pool.fetchrow(Q["update_account"], name, config, secrets, revision)
+        if row is None:
+            raise Conflict(f"account {name!r} was changed or deleted meanwhile; try again")
+        return AccountRow(**dict(row))
+
+    async def delete_account(self, name: str) -> bool:
+        """Delete an account unless deliveries still wait on it (then InUse)."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            row = await conn.fetchrow(Q["account_by_name"] + " FOR UPDATE", name)
+            if row is None:
+                return False
+            pending = await conn.fetchval(Q["pending_for_account"], row["id"])
+            if pending:
+                raise InUse(f"account {name!r} still has {pending} deliveries waiting to be sent")
+            await conn.execute(Q["delete_account"], row["id"])
+        return True

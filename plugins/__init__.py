@@ -1,0 +1,1 @@
+"""Built-in channel plugins, each registered through the ``msggate.plugins`` entry-point group."""
