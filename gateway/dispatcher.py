@@ -54,17 +54,17 @@ class Dispatcher:
         self._wake.set()
 
     async def run(self) -> None:
-        listener = None
+        unlisten = None
         try:
-            listener = await self.store.listen(self.poke)
+            unlisten = await self.store.listen(self.poke)
         except Exception as exc:  # polling still guarantees progress
             log.warning("LISTEN failed (%r); falling back to polling", exc)
         try:
             while not self._stopping:
                 await self._cycle()
         finally:
-            if listener is not None:
-                await self.store.unlisten(listener)
+            if unlisten is not None:
+                await unlisten()
 
     async def _cycle(self) -> None:
         free = self.settings.dispatch_concurrency - len(self._in_flight)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
 import asyncpg
@@ -163,15 +163,23 @@ class Store:
     async def next_due(self) -> dt.datetime | None:
         return await self.pool.fetchval(Q["next_due"])
 
-    async def listen(self, callback: Callable[[], None]) -> asyncpg.Connection:
-        """A dedicated connection that calls ``callback`` on every NOTIFY of due work."""
+    async def listen(self, callback: Callable[[], None]) -> Callable[[], Awaitable[None]]:
+        """Call ``callback`` on every NOTIFY of due work; returns the coroutine that stops it."""
         conn = await self.pool.acquire()
-        await conn.add_listener(NOTIFY_CHANNEL, lambda *_: callback())
-        return conn
 
-    async def unlisten(self, conn: asyncpg.Connection) -> None:
-        """Give the listening connection back (releasing resets it, listeners included)."""
-        await self.pool.release(conn, timeout=5)
+        def on_notify(*_: object) -> None:
+            callback()
+
+        await conn.add_listener(NOTIFY_CHANNEL, on_notify)
+
+        async def stop() -> None:
+            try:
+                if not conn.is_closed():
+                    await conn.remove_listener(NOTIFY_CHANNEL, on_notify)
+            finally:
+                await self.pool.release(conn, timeout=5)
+
+        return stop
 
     # -- sandbox -----------------------------------------------------------------------------
 

@@ -1,3 +1,3 @@
 """Shared fixtures: real PostgreSQL, real SMTP servers, the gateway over real sockets."""
 
-pytest_plugins = ["tests.smtp_fixtures"]
+pytest_plugins = ["tests.db_fixtures", "tests.gateway_fixtures", "tests.smtp_fixtures"]
