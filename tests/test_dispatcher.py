@@ -123,7 +123,7 @@ async def test_a_channel_that_raises_is_retried_not_lost(make_gateway):
 
 async def test_expired_lease_is_taken_over_by_another_node(make_gateway, db):
     """A node that dies mid-send leaves a 'sending' row; once its lease ends it is sent again."""
-    gw, channel, account = await setup(make_gateway, lease_seconds=1.0)
+    gw, _channel, account = await setup(make_gateway, lease_seconds=1.0)
     accepted = await gw.send(**msg(account, "r"))
     await gw.wait_done(accepted["id"])
     delivery_id = uuid.UUID(accepted["deliveries"][0]["id"])
