@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import warnings
 from pathlib import Path
 
 import asyncpg
@@ -23,9 +24,12 @@ def embedded_url(data_dir: Path) -> str:
         ) from None
     pgdata = data_dir / "pg"
     pgdata.mkdir(parents=True, exist_ok=True)
-    # cleanup_mode=None: the server outlives this process, so `msggate apikey` and a running
-    # `msggate serve` share it, and a restart finds the data where it left it.
-    server = pgserver.get_server(pgdata, cleanup_mode=None)
+    logging.getLogger("pgserver").setLevel(logging.WARNING)
+    with warnings.catch_warnings():  # platformdirs warns when XDG_RUNTIME_DIR is unset
+        warnings.simplefilter("ignore")
+        # cleanup_mode="stop": processes that use the server (a running `msggate serve`, a
+        # `msggate apikey` beside it) share it; the last one to exit stops it.
+        server = pgserver.get_server(pgdata, cleanup_mode="stop")
     return server.get_uri()
 
 
