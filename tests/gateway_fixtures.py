@@ -73,10 +73,9 @@ def secret_key() -> str:
     return new_key()
 
 
-def test_settings(database_url: str, data_dir: str, secret_key: str, **overrides: Any) -> Settings:
+def gateway_settings(data_dir: str, secret_key: str, **overrides: Any) -> Settings:
     """Settings for a test gateway: real database, quick retries and leases."""
     values: dict[str, Any] = dict(
-        database_url=database_url,
         data_dir=data_dir,
         secret_key=secret_key,
         http_port=0,
@@ -104,7 +103,8 @@ async def make_gateway(
         plugins: Plugins | None = None, dispatch: bool = True, **overrides: Any
     ) -> RunningGateway:
         data_dir = str(tmp_path_factory.mktemp("data"))
-        settings = test_settings(database_url, data_dir, secret_key, **overrides)
+        overrides.setdefault("database_url", database_url)
+        settings = gateway_settings(data_dir, secret_key, **overrides)
         app = create_app(settings, plugins=plugins, dispatch=dispatch)
         runner = web.AppRunner(app, access_log=None)
         await runner.setup()
