@@ -42,6 +42,10 @@ def _field_path(exc: msgspec.ValidationError) -> tuple[str, str | None]:
     return message, "config" + where.rstrip("`").removeprefix("$")
 
 
+def _config_field(field: str | None) -> str:
+    return f"config.{field}" if field else "config"
+
+
 class Accounts:
     """The account service the API and the console share; it also resolves accounts for sends."""
 
@@ -62,6 +66,9 @@ class Accounts:
         try:
             typed = msgspec.convert(config, channel.account_type)
         except msgspec.ValidationError as exc:
+            cause = exc.__cause__
+            if isinstance(cause, AccountInvalid):  # raised by the account type's own checks
+                raise Invalid(cause.reason, _config_field(cause.field)) from None
             message, field = _field_path(exc)
             raise Invalid(message, field) from None
         check = getattr(typed, "check", None)
@@ -69,9 +76,7 @@ class Accounts:
             try:
                 check()
             except AccountInvalid as exc:
-                raise Invalid(
-                    exc.reason, f"config.{exc.field}" if exc.field else "config"
-                ) from None
+                raise Invalid(exc.reason, _config_field(exc.field)) from None
         return typed
 
     async def _validate(self, channel: Channel, name: str, typed: Any) -> None:
@@ -79,7 +84,7 @@ class Accounts:
         try:
             await asyncio.wait_for(channel.validate_account(ref), VALIDATE_TIMEOUT)
         except AccountInvalid as exc:
-            raise Invalid(exc.reason, f"config.{exc.field}" if exc.field else "config") from None
+            raise Invalid(exc.reason, _config_field(exc.field)) from None
         except TimeoutError:
             raise Invalid(
                 f"the provider did not answer within {VALIDATE_TIMEOUT:.0f}s", "config"

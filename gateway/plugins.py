@@ -141,10 +141,16 @@ class Plugins:
 
     def delivery_event(self, event: DeliveryEvent) -> None:
         """Tell observers about a committed event; their errors are logged, never raised."""
-        try:
-            self.pm.hook.msggate_delivery_event(event=event)
-        except Exception:
-            log.exception("a msggate_delivery_event observer failed")
+        # One call per observer, in pluggy's order: a single hook call stops at the first
+        # exception, so one broken observer would hide every event from the others.
+        kwargs = {"event": event}
+        for impl in reversed(self.pm.hook.msggate_delivery_event.get_hookimpls()):
+            if impl.hookwrapper or impl.wrapper:
+                continue
+            try:
+                impl.function(*(kwargs[arg] for arg in impl.argnames))
+            except Exception:
+                log.exception("msggate_delivery_event observer %s failed", impl.plugin_name)
 
     def describe(self) -> list[PluginInfo]:
         """One entry per registered plugin, with its distribution, version and channels."""

@@ -35,7 +35,7 @@ class RunningGateway:
 
     async def request(self, method: str, path: str, **kwargs: Any) -> tuple[int, Any]:
         async with self.http.request(method, path, **kwargs) as response:
-            body = await response.json() if response.content_length != 0 else None
+            body = await response.json() if response.status != 204 else None
             return response.status, body
 
     async def post(self, path: str, body: Any) -> tuple[int, Any]:

@@ -1,0 +1,1 @@
+"""The built-in e-mail channel: SMTP submission through aiosmtplib (see ``plugin``)."""
