@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import secrets
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
@@ -40,6 +40,30 @@ async def database_url() -> AsyncIterator[str]:
         await admin.execute(f'CREATE DATABASE "{name}"')
         yield _with_database(ADMIN_URL, name)
         await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await admin.close()
+
+
+@pytest.fixture
+async def make_database(database_url: str) -> AsyncIterator[Callable[[], Awaitable[str]]]:
+    """Factory of extra empty databases (for tests that run whole gateways as processes)."""
+    made: list[str] = []
+
+    async def make() -> str:
+        name = f"msggate_test_{os.getpid()}_{secrets.token_hex(4)}"
+        admin = await asyncpg.connect(ADMIN_URL, timeout=10)
+        try:
+            await admin.execute(f'CREATE DATABASE "{name}"')
+        finally:
+            await admin.close()
+        made.append(name)
+        return _with_database(ADMIN_URL, name)
+
+    yield make
+    admin = await asyncpg.connect(ADMIN_URL, timeout=10)
+    try:
+        for name in made:
+            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     finally:
         await admin.close()
 
