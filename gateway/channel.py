@@ -120,5 +120,13 @@ class Channel(abc.ABC):
 
 
 def secret_fields(account_type: type) -> frozenset[str]:
-    """The secret field names an account type declares (none if it declares none)."""
-    return frozenset(getattr(account_type, "secret_fields", frozenset()))
+    """The wire (JSON) names of the secret fields an account type declares.
+
+    ``secret_fields`` lists attribute names; a field renamed on the wire (``msgspec.field(name=
+    ...)``) is matched by its wire name, which is what the stored config and the API use.
+    """
+    declared = frozenset(getattr(account_type, "secret_fields", frozenset()))
+    if not declared:
+        return declared
+    wire = {f.name: f.encode_name for f in msgspec.structs.fields(account_type)}
+    return frozenset(wire.get(name, name) for name in declared)

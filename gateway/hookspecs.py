@@ -45,7 +45,8 @@ def msggate_filter_outgoing(channel: str, account: str, outgoing: Outgoing) -> F
     channel's ``send``. ``channel`` and ``account`` are names; ``outgoing`` is the delivery.
     Return ``None`` to let it through. The first ``Failed`` returned by any plugin marks the
     delivery failed with that reason, without calling the provider. Must be fast and must not
-    block: it runs on the event loop.
+    block: it runs on the event loop. A filter that raises counts as a temporary failure: the
+    delivery is retried with backoff (and fails after the attempt limit), never sent unfiltered.
     """
 
 
@@ -53,8 +54,10 @@ def msggate_filter_outgoing(channel: str, account: str, outgoing: Outgoing) -> F
 def msggate_delivery_event(event: DeliveryEvent) -> None:
     """Observe a delivery event after it has been committed.
 
-    Called for every event the dispatcher records (``attempt``, ``sent``, ``retrying``,
-    ``failed``, ``sandboxed`` ...), once it is durable. Use it for metrics, audit trails or
+    Called for every outcome the dispatcher records — ``event.kind`` is ``sent``, ``retrying``
+    or ``failed`` (a sandbox account's recorded delivery is ``sent`` with a ``sandbox:``
+    provider id) — once it is committed. ``event.detail`` holds the attempt number, the node,
+    the provider's id and answer, or the code and reason. Use it for metrics, audit trails or
     webhooks; schedule slow work with ``asyncio.create_task`` rather than doing it here. The
     return value is ignored and an exception is logged, never propagated.
     """

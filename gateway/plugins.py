@@ -42,7 +42,7 @@ class PluginInfo(msgspec.Struct, frozen=True):
     channels: list[str]
 
 
-def _contract_problem(channel: Any) -> str | None:
+def contract_problem(channel: Any) -> str | None:
     """Why ``channel`` does not meet the channel contract, or None if it does."""
     name = getattr(channel, "name", None)
     if not isinstance(name, str) or not name:
@@ -94,6 +94,9 @@ class Plugins:
 
     def register(self, name: str, module: object) -> None:
         """Register one plugin, check its hooks, and collect its channels."""
+        if self.pm.has_plugin(name):
+            self._problem(name, f"another plugin is already registered as {name!r}")
+            return
         try:
             self.pm.register(module, name=name)
             self.pm.check_pending()
@@ -114,7 +117,7 @@ class Plugins:
             self._problem(name, f"msggate_channels() raised {exc!r}")
             return
         for channel in channels:
-            problem = _contract_problem(channel)
+            problem = contract_problem(channel)
             if problem:
                 self._problem(name, problem)
                 continue

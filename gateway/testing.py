@@ -94,7 +94,7 @@ from gateway.channel import (
     Retry,
     Sent,
 )
-from gateway.plugins import _contract_problem
+from gateway.plugins import contract_problem
 
 log = logging.getLogger(__name__)
 
@@ -121,7 +121,7 @@ def check_channel_contract(channel: Any) -> list[str]:
     string, a ``send`` that is not a coroutine function.
     """
     problems: list[str] = []
-    problem = _contract_problem(channel)
+    problem = contract_problem(channel)
     if problem:
         problems.append(problem)
     name = getattr(channel, "name", None)

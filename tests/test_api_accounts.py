@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import datetime as dt
 from email.utils import parseaddr
+from typing import ClassVar
 
+import msgspec
+
+from gateway import hookimpl
+from gateway.channel import Channel, ContentKind, Sent
+from gateway.plugins import Plugins
 from tests.gateway_fixtures import unique
 
 PASSWORD = "授权码-s3cret"
@@ -156,3 +162,37 @@ async def test_unused_account_is_deleted(gateway):
     assert status == 204
     status, body = await gateway.get(f"/api/v1/accounts/{name}")
     assert status == 404 and body["error"]["code"] == "not_found"
+
+
+class RenamedSecretAccount(msgspec.Struct):
+    secret_fields: ClassVar[frozenset[str]] = frozenset({"api_key"})
+    api_key: str = msgspec.field(name="apiKey")
+
+
+class RenamedSecretChannel(Channel):
+    name = "renamed"
+    content_kinds = frozenset({ContentKind.TEXT})
+    account_type = RenamedSecretAccount
+
+    async def send(self, account, outgoing):
+        return Sent()
+
+
+class RenamedSecretPlugin:
+    @hookimpl
+    def msggate_channels(self):
+        return [RenamedSecretChannel()]
+
+
+async def test_secret_renamed_on_the_wire_is_still_sealed_and_masked(make_gateway, db):
+    gw = await make_gateway(plugins=Plugins.load(extra=[("renamed", RenamedSecretPlugin())]))
+    name = unique("renamed")
+    status, body = await gw.post(
+        "/api/v1/accounts", {"channel": "renamed", "name": name, "config": {"apiKey": "k-123456"}}
+    )
+    assert status == 201, body
+    assert body["config"] == {"apiKey": "********"}
+    row = await db.fetchrow(
+        "SELECT config::text AS config, secrets FROM accounts WHERE name=$1", name
+    )
+    assert "k-123456" not in row["config"] and b"k-123456" not in row["secrets"]

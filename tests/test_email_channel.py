@@ -13,7 +13,7 @@ import msgspec
 import pytest
 
 from gateway.channel import AccountInvalid, AccountRef, Failed, Outgoing, Retry, Sent
-from gateway.plugins import _contract_problem
+from gateway.plugins import contract_problem
 from plugins.email import plugin, pool
 from plugins.email.account import EmailAccount, account_from
 from plugins.email.channel import EmailChannel
@@ -432,4 +432,4 @@ def test_account_accepts_chinese_display_name_and_hides_password_in_repr():
 def test_plugin_hook_provides_an_email_channel_meeting_the_contract():
     (channel,) = plugin.msggate_channels()
     assert isinstance(channel, EmailChannel) and channel.name == "email"
-    assert _contract_problem(channel) is None
+    assert contract_problem(channel) is None
