@@ -10,7 +10,7 @@ import msgspec
 
 from gateway.channel import AccountInvalid, AccountRef, Channel, secret_fields
 from gateway.crypto import SecretBox
-from gateway.errors import Invalid, NotFound
+from gateway.errors import Invalid, NotFound, split_validation_error
 from gateway.model import AccountRow
 from gateway.plugins import Plugins
 from gateway.store import Store
@@ -31,15 +31,6 @@ class AccountView(msgspec.Struct, frozen=True):
     revision: int
     created_at: str
     updated_at: str
-
-
-def _field_path(exc: msgspec.ValidationError) -> tuple[str, str | None]:
-    """Split msgspec's "problem - at `$.a.b`" into the problem and ``config.a.b``."""
-    text = str(exc)
-    message, sep, where = text.rpartition(" - at `")
-    if not sep:
-        return text, "config"
-    return message, "config" + where.rstrip("`").removeprefix("$")
 
 
 def _config_field(field: str | None) -> str:
@@ -69,8 +60,8 @@ class Accounts:
             cause = exc.__cause__
             if isinstance(cause, AccountInvalid):  # raised by the account type's own checks
                 raise Invalid(cause.reason, _config_field(cause.field)) from None
-            message, field = _field_path(exc)
-            raise Invalid(message, field) from None
+            message, field = split_validation_error(exc)
+            raise Invalid(message, _config_field(field)) from None
         check = getattr(typed, "check", None)
         if callable(check):
             try:

@@ -8,6 +8,8 @@ from aiohttp import web
 
 from gateway.api import middleware, routing, v1  # noqa: F401  (v1 registers its routes)
 from gateway.api.openapi import openapi_document
+from gateway.api.routing import Handler
+from gateway.callbacks import CALLBACK_PREFIX, CallbackRoute
 from gateway.config import Settings
 from gateway.plugins import Plugins
 from gateway.runtime import open_services
@@ -26,6 +28,7 @@ def create_app(
     app = web.Application(
         middlewares=[middleware.errors, middleware.api_key], client_max_size=MAX_BODY
     )
+    plugins = plugins or Plugins.load()
 
     async def services_ctx(app: web.Application) -> AsyncIterator[None]:
         async with open_services(settings, plugins, dispatch) as services:
@@ -35,4 +38,13 @@ def create_app(
     app.cleanup_ctx.append(services_ctx)
     routing.install(app)
     app.router.add_get("/api/openapi.json", openapi)
+    for route in plugins.callback_routes():
+        app.router.add_route(route.method, CALLBACK_PREFIX + route.path, _callback(route))
     return app
+
+
+def _callback(route: CallbackRoute) -> Handler:
+    async def handle(request: web.Request) -> web.StreamResponse:
+        return await route.handler(request, request.app[SERVICES].receipts)
+
+    return handle

@@ -48,6 +48,20 @@ class Outgoing(msgspec.Struct, frozen=True):
     html: str | None = None
     variables: dict[str, Any] = {}
     attempt: int = 1
+    template: str | None = None
+    options: Any = None
+
+
+class RateLimit(msgspec.Struct, frozen=True):
+    """At most ``limit`` sends per ``per_seconds`` for everything sharing ``key``.
+
+    The gateway paces sends to this rate (spread evenly, shared by all nodes when Redis is
+    configured) by deferring deliveries, never by sleeping in ``send``.
+    """
+
+    key: str
+    limit: int
+    per_seconds: float
 
 
 class Sent(msgspec.Struct, frozen=True, tag="sent"):
@@ -74,6 +88,9 @@ class Failed(msgspec.Struct, frozen=True, tag="failed"):
 
 
 Outcome = Sent | Retry | Failed
+"""What ``send`` returns. A timeout after a non-idempotent request (SMS, a call) may already
+have reached the provider: return ``Failed`` with code ``"unknown"`` rather than ``Retry`` if a
+duplicate would be worse than a miss, and let a receipt settle it."""
 
 
 class AccountInvalid(Exception):
@@ -94,12 +111,21 @@ class Channel(abc.ABC):
       ``secret_fields`` (a frozenset of field names) lists what is encrypted at rest and never
       returned by the API.
     - ``unit``: the metering unit one ``Sent.units`` counts (``"message"``, ``"segment"`` ...).
+    - ``options_type``: a msgspec Struct for the message's channel-specific ``options`` (message
+      type, card title, @-mentions ...), decoded when a message is accepted (a bad option is a
+      422 naming ``options.<field>``) and handed to ``send`` as ``outgoing.options``; None if
+      the channel takes no options.
     """
 
     name: ClassVar[str]
     content_kinds: ClassVar[frozenset[ContentKind]]
     account_type: ClassVar[type[msgspec.Struct]]
     unit: ClassVar[str] = "message"
+    options_type: ClassVar[type[msgspec.Struct] | None] = None
+
+    def rate_limits(self, account: AccountRef, outgoing: Outgoing) -> list[RateLimit]:
+        """The provider's documented rate limits this send falls under (none by default)."""
+        return []
 
     @abc.abstractmethod
     async def send(self, account: AccountRef, outgoing: Outgoing) -> Outcome:

@@ -153,6 +153,37 @@ def _send(args: argparse.Namespace) -> int:
         raise ConfigError(f"--url {args.url}: cannot reach the gateway: {exc.reason}") from None
 
 
+# -- fake-providers ----------------------------------------------------------------------------
+
+
+async def _fake_providers(host: str, port: int) -> None:
+    from aiohttp import web
+
+    from gateway.callbacks import fake_providers_app
+    from gateway.plugins import Plugins
+
+    fakes = Plugins.load().fake_providers()
+    runner = web.AppRunner(fake_providers_app(fakes), access_log=None, handle_signals=False)
+    await runner.setup()
+    try:
+        site = web.TCPSite(runner, host, port, reuse_address=True)
+        try:
+            await site.start()
+        except OSError as exc:
+            raise ConfigError(f"--port {port}: cannot listen: {exc.strerror or exc}") from None
+        print(f"fake providers on http://{host}:{port} (use these as each account's endpoint):")
+        for fake in fakes:
+            print(f"  {fake.name:<16} http://{host}:{port}/{fake.name}  {fake.description}")
+        print(flush=True)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await stop.wait()
+    finally:
+        await runner.cleanup()
+
+
 # -- parser -----------------------------------------------------------------------------------
 
 
@@ -189,6 +220,9 @@ def build_parser() -> argparse.ArgumentParser:
     send.add_argument("--idempotency-key", dest="idempotency_key")
 
     sub.add_parser("plugins", help="list loaded plugins and their channels")
+    fakes = sub.add_parser("fake-providers", help="serve local fakes of every provider")
+    fakes.add_argument("--host", default="127.0.0.1")
+    fakes.add_argument("--port", type=int, default=9400)
     migrate = sub.add_parser("migrate", help="apply database migrations and exit")
     _settings_flags(migrate)
     sub.add_parser("secret-key", help="print a new key for MSGGATE_SECRET_KEY")
@@ -203,6 +237,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _plugins()
         if args.command == "send":
             return _send(args)
+        if args.command == "fake-providers":
+            logging.basicConfig(
+                level="INFO", format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+            )
+            _event_loop_policy()
+            asyncio.run(_fake_providers(args.host, args.port))
+            return 0
         if args.command == "secret-key":
             from gateway.crypto import new_key
 

@@ -15,15 +15,19 @@ import logging
 import os
 import socket
 import time
+from typing import Any
+
+import msgspec
 
 from gateway.accounts import Accounts
 from gateway.backoff import retry_delay
 from gateway.batching import Batcher
-from gateway.channel import AccountRef, Failed, Outcome, Outgoing, Retry, Sent
+from gateway.channel import AccountRef, Channel, Failed, Outcome, Outgoing, Retry, Sent
 from gateway.config import Settings
 from gateway.events import DeliveryEvent
-from gateway.model import AccountRow, ClaimedDelivery, EventRow, Finished
+from gateway.model import ClaimedDelivery, EventRow, Finished
 from gateway.plugins import Plugins
+from gateway.ratelimit import LocalRateLimiter, RateLimiter
 from gateway.store import Store
 
 log = logging.getLogger(__name__)
@@ -33,16 +37,32 @@ def default_node_name() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
+MIN_DEFERRAL = 0.05  # a slot closer than this is taken now
+
+
+class Deferred(msgspec.Struct, frozen=True):
+    """Not an attempt: a rate limit's slot for this delivery is at ``until``."""
+
+    until: dt.datetime
+    key: str
+
+
 class Dispatcher:
     """One per process; run it with ``await dispatcher.run()``, stop it with ``stop()``."""
 
     def __init__(
-        self, store: Store, plugins: Plugins, accounts: Accounts, settings: Settings
+        self,
+        store: Store,
+        plugins: Plugins,
+        accounts: Accounts,
+        settings: Settings,
+        limiter: RateLimiter | None = None,
     ) -> None:
         self.store = store
         self.plugins = plugins
         self.accounts = accounts
         self.settings = settings
+        self.limiter: RateLimiter = limiter or LocalRateLimiter()
         self.node = settings.node_name or default_node_name()
         self._wake = asyncio.Event()
         self._in_flight: set[asyncio.Task] = set()
@@ -141,13 +161,19 @@ class Dispatcher:
                 )
             )
 
-    async def _attempt(self, d: ClaimedDelivery) -> Outcome:
+    async def _attempt(self, d: ClaimedDelivery) -> Outcome | Deferred:
         if d.account_id is None:
             return Failed(reason=f"account {d.account_name!r} was deleted")
         resolved = await self.accounts.resolve(d.account_id, d.account_revision)
         if resolved is None:
             return Failed(reason=f"account {d.account_name!r} was deleted")
         row, ref = resolved
+        channel = self.plugins.channel(row.channel)
+        if channel is None and not row.sandbox:
+            return Retry(reason=f"channel {row.channel!r} is not loaded on node {self.node}")
+        options: Any = d.options
+        if channel is not None and channel.options_type is not None:
+            options = msgspec.convert(d.options, channel.options_type)
         outgoing = Outgoing(
             delivery_id=str(d.id),
             message_id=str(d.message_id),
@@ -157,6 +183,8 @@ class Dispatcher:
             html=d.body_html,
             variables=d.variables,
             attempt=d.attempts,
+            template=d.template,
+            options=options,
         )
         blocked = self.plugins.filter_outgoing(d.channel, d.account_name, outgoing)
         if blocked is not None:
@@ -164,25 +192,52 @@ class Dispatcher:
         if row.sandbox:
             await self.store.record_sandbox(d)
             return Sent(provider_id=f"sandbox:{d.id}", units=1, answer="recorded in the sandbox")
-        return await self._send(row, ref, outgoing)
+        assert channel is not None
+        deferred = await self._pace(channel, ref, outgoing, d)
+        if deferred is not None:
+            return deferred
+        return await self._send(channel, ref, outgoing)
 
-    async def _send(self, row: AccountRow, ref: AccountRef, outgoing: Outgoing) -> Outcome:
-        channel = self.plugins.channel(row.channel)
-        if channel is None:
-            return Retry(reason=f"channel {row.channel!r} is not loaded on node {self.node}")
+    async def _pace(
+        self, channel: Channel, ref: AccountRef, outgoing: Outgoing, d: ClaimedDelivery
+    ) -> Deferred | None:
+        """Reserve rate-limit slots; a slot in the future defers the delivery until then."""
+        if d.slot_at is not None and d.slot_at <= dt.datetime.now(dt.UTC):
+            return None  # it was deferred to a slot it already owns
+        wait, key = 0.0, ""
+        for limit in channel.rate_limits(ref, outgoing):
+            seconds = await self.limiter.reserve(limit.key, limit.limit, limit.per_seconds)
+            if seconds > wait:
+                wait, key = seconds, limit.key
+        if wait < MIN_DEFERRAL:
+            return None
+        return Deferred(dt.datetime.now(dt.UTC) + dt.timedelta(seconds=wait), key)
+
+    async def _send(self, channel: Channel, ref: AccountRef, outgoing: Outgoing) -> Outcome:
         timeout = self.settings.lease_seconds * 0.8
         try:
             outcome = await asyncio.wait_for(channel.send(ref, outgoing), timeout)
         except TimeoutError:
-            return Retry(reason=f"channel {row.channel!r} did not answer within {timeout:.0f}s")
+            return Retry(reason=f"channel {channel.name!r} did not answer within {timeout:.0f}s")
         if not isinstance(outcome, Sent | Retry | Failed):
             return Retry(
-                reason=f"channel {row.channel!r} returned {type(outcome).__name__}, not an Outcome"
+                reason=f"channel {channel.name!r} returned {type(outcome).__name__}, not an Outcome"
             )
         return outcome
 
-    def _finished(self, d: ClaimedDelivery, outcome: Outcome, seconds: float) -> Finished:
+    def _finished(
+        self, d: ClaimedDelivery, outcome: Outcome | Deferred, seconds: float
+    ) -> Finished:
         took = {"attempt": d.attempts, "node": self.node, "ms": round(seconds * 1000)}
+        if isinstance(outcome, Deferred):
+            return Finished(
+                d.id,
+                d.attempts,
+                "queued",
+                "deferred",
+                {"rate_limit": outcome.key, "until": outcome.until.isoformat()},
+                due_at=outcome.until,
+            )
         if isinstance(outcome, Sent):
             return Finished(
                 d.id,

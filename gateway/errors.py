@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import msgspec
+
 
 class GatewayError(Exception):
     """A refusal the caller can act on: a status, a machine-readable code, a message, a field."""
@@ -47,3 +49,19 @@ class Forbidden(GatewayError):
 class Unavailable(GatewayError):
     status = 503
     code = "unavailable"
+
+
+def split_validation_error(exc: msgspec.ValidationError) -> tuple[str, str | None]:
+    """msgspec's "Expected `int`, got `str` - at `$.a[0].b`" as ("Expected ...", "a[0].b").
+
+    A missing field names the field itself: ("this field is required", "a.b").
+    """
+    text = str(exc)
+    message, sep, where = text.rpartition(" - at `")
+    if not sep:
+        message, where = text, ""
+    field = where.rstrip("`").removeprefix("$").removeprefix(".") or None
+    if message.startswith("Object missing required field `"):
+        name = message.split("`")[1]
+        return "this field is required", f"{field}.{name}" if field else name
+    return message, field

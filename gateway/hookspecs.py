@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 import pluggy
 
 if TYPE_CHECKING:
+    from gateway.callbacks import CallbackRoute, FakeProvider
     from gateway.channel import Channel, Failed, Outgoing
     from gateway.events import DeliveryEvent
 
@@ -54,10 +55,36 @@ def msggate_filter_outgoing(channel: str, account: str, outgoing: Outgoing) -> F
 def msggate_delivery_event(event: DeliveryEvent) -> None:
     """Observe a delivery event after it has been committed.
 
-    Called for every outcome the dispatcher records — ``event.kind`` is ``sent``, ``retrying``
-    or ``failed`` (a sandbox account's recorded delivery is ``sent`` with a ``sandbox:``
-    provider id) — once it is committed. ``event.detail`` holds the attempt number, the node,
+    Called for every outcome the dispatcher records — ``event.kind`` is ``sent``, ``retrying``,
+    ``failed`` or ``deferred`` (a rate limit's slot is later; not an attempt), and a sandbox
+    account's recorded delivery is ``sent`` with a ``sandbox:`` provider id — and for every
+    provider receipt (``receipt``, with ``detail["status"]`` ``delivered`` or
+    ``undelivered``), once it is committed. ``event.detail`` holds the attempt number, the node,
     the provider's id and answer, or the code and reason. Use it for metrics, audit trails or
     webhooks; schedule slow work with ``asyncio.create_task`` rather than doing it here. The
     return value is ignored and an exception is logged, never propagated.
+    """
+
+
+@hookspec
+def msggate_callback_routes() -> list[CallbackRoute]:
+    """Return HTTP routes providers call back on: delivery receipts, call results.
+
+    Called once at start. Each :class:`gateway.callbacks.CallbackRoute` is mounted under
+    ``/callbacks`` (``path="/sms/aliyun"`` serves ``/callbacks/sms/aliyun``) without API-key
+    authentication, so its handler must verify the provider's signature or token itself. The
+    handler gets the request and a :class:`gateway.receipts.Receipts`; it calls
+    ``await receipts.record(channel, [Receipt(...)])`` to mark deliveries ``delivered`` or
+    ``undelivered`` by the provider's id, and answers what the provider expects.
+    """
+
+
+@hookspec
+def msggate_fake_providers() -> list[FakeProvider]:
+    """Return local fakes of the providers this plugin talks to, for tests and demos.
+
+    Called by ``msggate fake-providers`` and by test fixtures, never by a serving gateway. Each
+    :class:`gateway.callbacks.FakeProvider` is an aiohttp application mounted at ``/<name>``;
+    a fake should check requests the way the real provider does (signatures, tokens, required
+    fields) so that a client that passes against it is right.
     """

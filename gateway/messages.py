@@ -13,8 +13,8 @@ import msgspec
 from msgspec import Meta
 
 from gateway.batching import Batcher
-from gateway.channel import ContentKind
-from gateway.errors import Conflict, Invalid, NotFound
+from gateway.channel import Channel, ContentKind
+from gateway.errors import Conflict, Invalid, NotFound, split_validation_error
 from gateway.model import AccountRow, NewMessage, uuid7
 from gateway.plugins import Plugins
 from gateway.store import InsertResult, Store
@@ -35,6 +35,8 @@ class MessageIn(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     text: Annotated[str, Meta(max_length=1_000_000)] | None = None
     html: Annotated[str, Meta(max_length=5_000_000)] | None = None
     variables: dict[str, Any] = {}
+    template: Annotated[str, Meta(min_length=1, max_length=200)] | None = None
+    options: dict[str, Any] = {}
     send_at: dt.datetime | None = None
     idempotency_key: Annotated[str, Meta(min_length=1, max_length=200)] | None = None
 
@@ -86,6 +88,8 @@ class MessageDetail(msgspec.Struct):
     idempotency_key: str | None
     send_at: dt.datetime | None
     created_at: dt.datetime
+    template: str | None
+    options: dict[str, Any]
     deliveries: list[DeliveryDetail]
 
 
@@ -182,7 +186,23 @@ class MessageService:
             idempotency_key=key,
             request_hash=_request_hash(msg) if key else None,
             send_at=msg.send_at,
+            template=msg.template,
+            options=self._options(channel, msg.options),
         )
+
+    @staticmethod
+    def _options(channel: Channel, options: dict[str, Any]) -> dict[str, Any]:
+        """Check ``options`` against the channel's options type; return them normalised."""
+        if channel.options_type is None:
+            if options:
+                raise Invalid(f"channel {channel.name!r} takes no options", "options")
+            return {}
+        try:
+            typed = msgspec.convert(options, channel.options_type)
+        except msgspec.ValidationError as exc:
+            message, field = split_validation_error(exc)
+            raise Invalid(message, "options" + (f".{field}" if field else "")) from None
+        return msgspec.to_builtins(typed)
 
     async def accept(self, msg: MessageIn, ingress: Ingress) -> Accepted:
         """Validate, commit (grouped with concurrent callers), and answer only once durable."""
@@ -235,6 +255,8 @@ class MessageService:
             idempotency_key=m.idempotency_key,
             send_at=m.send_at,
             created_at=m.created_at,
+            template=m.template,
+            options=m.options,
             deliveries=[
                 DeliveryDetail(
                     id=str(d.id),

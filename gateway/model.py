@@ -62,6 +62,8 @@ class NewMessage(msgspec.Struct, frozen=True):
     idempotency_key: str | None
     request_hash: bytes | None
     send_at: dt.datetime | None
+    template: str | None = None
+    options: dict[str, Any] = {}
 
 
 class ClaimedDelivery(msgspec.Struct, frozen=True):
@@ -79,6 +81,9 @@ class ClaimedDelivery(msgspec.Struct, frozen=True):
     body_html: str | None
     variables: dict[str, Any]
     account_revision: int | None
+    template: str | None = None
+    options: dict[str, Any] = {}
+    slot_at: dt.datetime | None = None
 
 
 class Finished(msgspec.Struct, frozen=True):
@@ -87,7 +92,7 @@ class Finished(msgspec.Struct, frozen=True):
     id: uuid.UUID
     attempt: int
     status: str  # sent | retrying | failed
-    kind: str  # the event kind recorded with it
+    kind: str  # the event kind recorded with it (sent | retrying | failed | deferred)
     detail: dict[str, Any]
     due_at: dt.datetime | None = None
     provider_id: str | None = None
@@ -101,6 +106,7 @@ class EventRow(msgspec.Struct, frozen=True):
     at: dt.datetime
     kind: str
     detail: dict[str, Any]
+    message_id: uuid.UUID | None = None
 
 
 class DeliveryRow(msgspec.Struct, frozen=True):
@@ -115,6 +121,7 @@ class DeliveryRow(msgspec.Struct, frozen=True):
     last_error: str | None
     updated_at: dt.datetime
     finished_at: dt.datetime | None
+    receipt_at: dt.datetime | None = None
 
 
 class MessageRow(msgspec.Struct, frozen=True):
@@ -130,6 +137,20 @@ class MessageRow(msgspec.Struct, frozen=True):
     idempotency_key: str | None
     send_at: dt.datetime | None
     created_at: dt.datetime
+    template: str | None = None
+    options: dict[str, Any] = {}
+
+
+class Receipt(msgspec.Struct, frozen=True):
+    """A provider's report on a delivery it accepted earlier."""
+
+    provider_id: str
+    delivered: bool
+    recipient: str | None = None
+    code: str | None = None
+    reason: str | None = None
+    at: dt.datetime | None = None
+    detail: dict[str, Any] = {}
 
 
 class SandboxRow(msgspec.Struct, frozen=True):

@@ -14,6 +14,7 @@ import msgspec
 import pluggy
 
 from gateway import hookspecs
+from gateway.callbacks import CallbackRoute, FakeProvider
 from gateway.channel import Channel, ContentKind, Failed, Outgoing
 from gateway.events import DeliveryEvent
 
@@ -154,6 +155,14 @@ class Plugins:
                 impl.function(*(kwargs[arg] for arg in impl.argnames))
             except Exception:
                 log.exception("msggate_delivery_event observer %s failed", impl.plugin_name)
+
+    def callback_routes(self) -> list[CallbackRoute]:
+        """Every plugin's provider callback routes."""
+        return [r for routes in self.pm.hook.msggate_callback_routes() for r in routes or ()]
+
+    def fake_providers(self) -> list[FakeProvider]:
+        """Every plugin's fake providers."""
+        return [f for fakes in self.pm.hook.msggate_fake_providers() for f in fakes or ()]
 
     def describe(self) -> list[PluginInfo]:
         """One entry per registered plugin, with its distribution, version and channels."""

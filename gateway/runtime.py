@@ -16,6 +16,8 @@ from gateway.dispatcher import Dispatcher
 from gateway.messages import MessageService
 from gateway.migrate import migrate
 from gateway.plugins import Plugins
+from gateway.ratelimit import rate_limiter
+from gateway.receipts import Receipts
 from gateway.services import Services
 from gateway.store import Store
 
@@ -42,10 +44,13 @@ async def open_services(
         plugins = plugins or Plugins.load()
         accounts = Accounts(store, plugins, box)
         messages = MessageService(store, plugins, settings.accept_batch)
-        services = Services(settings, store, plugins, accounts, messages, ApiKeys(store))
+        limiter = rate_limiter(settings.redis_url)
+        services = Services(
+            settings, store, plugins, accounts, messages, ApiKeys(store), Receipts(store, plugins)
+        )
         task = None
         if dispatch:
-            services.dispatcher = Dispatcher(store, plugins, accounts, settings)
+            services.dispatcher = Dispatcher(store, plugins, accounts, settings, limiter)
             messages.on_commit = services.dispatcher.poke
             task = asyncio.create_task(services.dispatcher.run(), name="dispatcher")
         try:
@@ -58,5 +63,6 @@ async def open_services(
                 await asyncio.gather(task, return_exceptions=True)
             await messages.close()
             await plugins.close()
+            await limiter.close()
     finally:
         await pool.close()

@@ -12,6 +12,7 @@ from gateway.config import Settings
 from gateway.dispatcher import Dispatcher
 from gateway.messages import MessageService
 from gateway.plugins import Plugins
+from gateway.receipts import Receipts
 from gateway.store import Store
 
 
@@ -23,6 +24,7 @@ class Services:
     accounts: Accounts
     messages: MessageService
     api_keys: ApiKeys
+    receipts: Receipts
     dispatcher: Dispatcher | None = None
 
 

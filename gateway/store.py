@@ -20,6 +20,7 @@ from gateway.model import (
     Finished,
     MessageRow,
     NewMessage,
+    Receipt,
     SandboxRow,
 )
 from gateway.sql import QUERIES as Q
@@ -70,7 +71,7 @@ class Store:
         A message that is not inserted either replays an idempotency key (``existing`` says
         which message holds it) or was committed already by an earlier try of the same batch.
         """
-        columns: list[list[Any]] = [[] for _ in range(14)]
+        columns: list[list[Any]] = [[] for _ in range(16)]
         for m in batch:
             for i, value in enumerate(
                 (
@@ -88,6 +89,8 @@ class Store:
                     m.idempotency_key,
                     m.request_hash,
                     m.send_at,
+                    m.template,
+                    m.options,
                 )
             ):
                 columns[i].append(value)
@@ -158,6 +161,17 @@ class Store:
             records = await conn.fetch(Q["finish_deliveries"], *cols)
             if any(f.status == "retrying" for f in results):
                 await conn.execute(Q["notify_due"])
+        return _rows(EventRow, records)
+
+    async def record_receipts(self, channel: str, receipts: Sequence[Receipt]) -> list[EventRow]:
+        """Apply provider receipts; returns the receipt events of the deliveries they matched."""
+        cols: list[list[Any]] = [[] for _ in range(7)]
+        for r in receipts:
+            for i, value in enumerate(
+                (r.provider_id, r.recipient, r.delivered, r.code, r.reason, r.at, r.detail)
+            ):
+                cols[i].append(value)
+        records = await self.pool.fetch(Q["record_receipts"], channel, *cols)
         return _rows(EventRow, records)
 
     async def next_due(self) -> dt.datetime | None:

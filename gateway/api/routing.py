@@ -8,7 +8,7 @@ from typing import Any
 import msgspec
 from aiohttp import web
 
-from gateway.errors import Invalid
+from gateway.errors import Invalid, split_validation_error
 
 Handler = Callable[..., Awaitable[Any]]
 
@@ -46,15 +46,6 @@ def route(
     return register
 
 
-def _field(exc: msgspec.ValidationError) -> tuple[str, str | None]:
-    """msgspec says "Expected `int`, got `str` - at `$.port`": split problem and field path."""
-    text = str(exc)
-    message, sep, where = text.rpartition(" - at `")
-    if not sep:
-        return text, None
-    return message, where.rstrip("`").removeprefix("$.").removeprefix("$") or None
-
-
 _decoders: dict[type, msgspec.json.Decoder] = {}
 _encoder = msgspec.json.Encoder()
 
@@ -69,12 +60,7 @@ async def decode_body(request: web.Request, kind: type) -> Any:
     try:
         return decoder.decode(raw)
     except msgspec.ValidationError as exc:
-        message, field = _field(exc)
-        if "Object missing required field" in message:
-            name = message.split("`")[1]
-            field = f"{field}.{name}" if field else name
-            message = "this field is required"
-        raise Invalid(message, field) from None
+        raise Invalid(*split_validation_error(exc)) from None
     except msgspec.DecodeError as exc:
         raise Invalid(f"the body is not valid JSON: {exc}") from None
 

@@ -2,10 +2,10 @@
 -- Group commit: many accepted messages in one statement; idempotent replays are skipped.
 INSERT INTO messages (id, channel, account_id, account_name, subject, body_text, body_html,
                       variables, ingress, ingress_detail, idempotency_scope, idempotency_key,
-                      request_hash, send_at)
+                      request_hash, send_at, template, options)
 SELECT * FROM unnest($1::uuid[], $2::text[], $3::bigint[], $4::text[], $5::text[], $6::text[],
                      $7::text[], $8::jsonb[], $9::text[], $10::jsonb[], $11::text[], $12::text[],
-                     $13::bytea[], $14::timestamptz[])
+                     $13::bytea[], $14::timestamptz[], $15::text[], $16::jsonb[])
 ON CONFLICT DO NOTHING  -- an idempotent replay, or a batch retried after its commit
 RETURNING id;
 
@@ -23,12 +23,12 @@ SELECT pg_notify('msggate_due', '');
 
 -- name: message
 SELECT id, channel, account_name, subject, body_text, body_html, variables, ingress,
-       ingress_detail, idempotency_key, send_at, created_at
+       ingress_detail, idempotency_key, send_at, created_at, template, options
 FROM messages WHERE id = $1;
 
 -- name: message_deliveries
 SELECT id, recipient, status, attempts, due_at, provider_id, units, last_code, last_error,
-       updated_at, finished_at
+       updated_at, finished_at, receipt_at
 FROM deliveries WHERE message_id = $1 ORDER BY recipient, id;
 
 -- name: message_events
@@ -50,20 +50,22 @@ WITH due AS (
     SET status = 'sending', attempts = d.attempts + 1, leased_by = $2,
         due_at = now() + make_interval(secs => $3), updated_at = now()
     FROM due WHERE d.id = due.id
-    RETURNING d.id, d.message_id, d.recipient, d.attempts
+    RETURNING d.id, d.message_id, d.recipient, d.attempts, d.slot_at
 ), attempt AS (
     INSERT INTO delivery_events (delivery_id, kind, detail)
     SELECT id, 'attempt', jsonb_build_object('attempt', attempts, 'node', $2::text)
     FROM claimed
 )
 SELECT c.id, c.message_id, c.recipient, c.attempts, m.channel, m.account_id, m.account_name,
-       m.subject, m.body_text, m.body_html, m.variables, a.revision AS account_revision
+       m.subject, m.body_text, m.body_html, m.variables, a.revision AS account_revision,
+       m.template, m.options, c.slot_at
 FROM claimed c
 JOIN messages m ON m.id = c.message_id
 LEFT JOIN accounts a ON a.id = m.account_id;
 
 -- name: finish_deliveries
 -- Record outcomes; a row whose lease passed to another node meanwhile is left alone.
+-- A deferral (kind 'deferred': a rate limit's slot is later) does not count as an attempt.
 WITH o AS (
     SELECT * FROM unnest($1::uuid[], $2::int[], $3::text[], $4::timestamptz[], $5::text[],
                          $6::int[], $7::text[], $8::text[], $9::jsonb[], $10::text[])
@@ -71,6 +73,8 @@ WITH o AS (
 ), updated AS (
     UPDATE deliveries d
     SET status = o.status, due_at = coalesce(o.due_at, d.due_at), leased_by = NULL,
+        attempts = CASE WHEN o.kind = 'deferred' THEN d.attempts - 1 ELSE d.attempts END,
+        slot_at = CASE WHEN o.kind = 'deferred' THEN o.due_at END,
         provider_id = coalesce(o.provider_id, d.provider_id), units = coalesce(o.units, d.units),
         last_code = o.code, last_error = o.error, updated_at = now(),
         finished_at = CASE WHEN o.status IN ('sent', 'failed') THEN now() END
@@ -147,3 +151,30 @@ WHERE m.account_id = $1 AND d.status IN ('queued', 'retrying', 'sending');
 
 -- name: delete_account
 DELETE FROM accounts WHERE id = $1;
+
+-- name: record_receipts
+-- Receipts: deliveries of channel $1 with provider id $2[i] (and recipient $3[i], if given)
+-- become delivered or undelivered; a receipt never turns a final receipt back.
+WITH r AS (
+    SELECT * FROM unnest($2::text[], $3::text[], $4::boolean[], $5::text[], $6::text[],
+                         $7::timestamptz[], $8::jsonb[])
+        AS r (provider_id, recipient, delivered, code, reason, at, detail)
+), updated AS (
+    UPDATE deliveries d
+    SET status = CASE WHEN r.delivered THEN 'delivered' ELSE 'undelivered' END,
+        last_code = coalesce(r.code, d.last_code),
+        last_error = CASE WHEN r.delivered THEN d.last_error ELSE r.reason END,
+        receipt_at = coalesce(r.at, now()), updated_at = now()
+    FROM r, messages m
+    WHERE d.provider_id = r.provider_id AND m.id = d.message_id AND m.channel = $1
+      AND (r.recipient IS NULL OR d.recipient = r.recipient)
+      AND d.status IN ('sent', 'sending', 'retrying')
+    RETURNING d.id, d.message_id, d.status, r.detail
+)
+, event AS (
+    INSERT INTO delivery_events (delivery_id, kind, detail)
+    SELECT id, 'receipt', detail || jsonb_build_object('status', status) FROM updated
+    RETURNING delivery_id, at, kind, detail
+)
+SELECT e.delivery_id, e.at, e.kind, e.detail, u.message_id
+FROM event e JOIN updated u ON u.id = e.delivery_id;

@@ -1,0 +1,258 @@
+"""Provider callbacks (receipts), fake providers, and rate limits paced by deferral."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import aiohttp
+import msgspec
+import pytest
+from aiohttp import web
+
+from gateway import hookimpl
+from gateway.callbacks import CallbackRoute, FakeProvider, fake_providers_app
+from gateway.channel import AccountRef, Channel, ContentKind, Outgoing, RateLimit, Sent
+from gateway.model import Receipt
+from gateway.plugins import Plugins
+from gateway.ratelimit import LocalRateLimiter, RedisRateLimiter
+from tests.gateway_fixtures import unique
+
+REDIS_URL = "redis://127.0.0.1:6379/0"
+
+
+class PacedAccount(msgspec.Struct):
+    per_second: int = 5
+
+
+class PacedOptions(msgspec.Struct, forbid_unknown_fields=True):
+    style: str = "plain"
+
+
+class PacedChannel(Channel):
+    """Sends instantly, under a limit of ``per_second`` per second per account."""
+
+    name = "paced"
+    content_kinds = frozenset({ContentKind.TEXT})
+    account_type = PacedAccount
+    options_type = PacedOptions
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[float, Outgoing]] = []
+
+    def rate_limits(self, account: AccountRef, outgoing: Outgoing) -> list[RateLimit]:
+        return [RateLimit(f"paced:{account.name}", account.config.per_second, 1.0)]
+
+    async def send(self, account: AccountRef, outgoing: Outgoing):
+        self.sent.append((time.monotonic(), outgoing))
+        return Sent(provider_id=f"p-{outgoing.recipient}")
+
+
+async def receipt_handler(request: web.Request, receipts) -> web.Response:
+    if request.headers.get("X-Token") != "let-me-in":
+        return web.json_response({"ok": False}, status=403)
+    body = await request.json()
+    matched = await receipts.record(
+        "paced",
+        [
+            Receipt(
+                provider_id=r["id"],
+                delivered=r["ok"],
+                code=r.get("code"),
+                reason=r.get("reason"),
+                detail={"raw": r},
+            )
+            for r in body
+        ],
+    )
+    return web.json_response({"ok": True, "matched": matched})
+
+
+async def fake_hello(request: web.Request) -> web.Response:
+    return web.json_response({"hello": request.match_info["who"]})
+
+
+class PacedPlugin:
+    def __init__(self) -> None:
+        self.channel = PacedChannel()
+
+    @hookimpl
+    def msggate_channels(self):
+        return [self.channel]
+
+    @hookimpl
+    def msggate_callback_routes(self):
+        return [CallbackRoute("POST", "/paced/receipts", receipt_handler)]
+
+    @hookimpl
+    def msggate_fake_providers(self):
+        def make_app() -> web.Application:
+            app = web.Application()
+            app.router.add_get("/hello/{who}", fake_hello)
+            return app
+
+        return [FakeProvider("paced", make_app, "a fake for tests")]
+
+
+async def paced_gateway(make_gateway, per_second: int = 5):
+    plugin = PacedPlugin()
+    gw = await make_gateway(plugins=Plugins.load(extra=[("paced", plugin)]))
+    account = unique("paced")
+    status, body = await gw.post(
+        "/api/v1/accounts",
+        {"channel": "paced", "name": account, "config": {"per_second": per_second}},
+    )
+    assert status == 201, body
+    return gw, plugin.channel, account
+
+
+async def test_rate_limited_sends_are_paced_by_deferral_not_attempts(make_gateway):
+    gw, channel, account = await paced_gateway(make_gateway, per_second=5)
+    accepted = await gw.send(
+        channel="paced", account=account, recipients=[f"r{i}" for i in range(12)], text="hi"
+    )
+    done = await gw.wait_done(accepted["id"], timeout=20)
+    assert {d["status"] for d in done["deliveries"]} == {"sent"}
+    assert all(d["attempts"] == 1 for d in done["deliveries"])  # deferral is not an attempt
+    times = sorted(t for t, _ in channel.sent)
+    assert len(times) == 12
+    for i in range(len(times) - 5):  # never more than 5 in any one second
+        assert times[i + 5] - times[i] >= 0.95, times
+    kinds = {e["kind"] for d in done["deliveries"] for e in d["events"]}
+    assert "deferred" in kinds
+
+
+async def test_options_are_checked_on_accept_and_reach_the_channel(make_gateway):
+    gw, channel, account = await paced_gateway(make_gateway)
+    status, body = await gw.post(
+        "/api/v1/messages",
+        {
+            "channel": "paced",
+            "account": account,
+            "recipients": ["x"],
+            "text": "t",
+            "options": {"style": 3},
+        },
+    )
+    assert status == 422 and body["error"]["field"] == "options.style"
+    status, body = await gw.post(
+        "/api/v1/messages",
+        {
+            "channel": "email",
+            "account": account,
+            "recipients": ["a@example.com"],
+            "text": "t",
+            "options": {"style": "bold"},
+        },
+    )
+    assert status == 422
+    accepted = await gw.send(
+        channel="paced",
+        account=account,
+        recipients=["x"],
+        text="t",
+        options={"style": "bold"},
+        template="TPL_1",
+    )
+    await gw.wait_done(accepted["id"])
+    [(_, outgoing)] = [s for s in channel.sent if s[1].message_id == accepted["id"]]
+    assert outgoing.options == PacedOptions(style="bold") and outgoing.template == "TPL_1"
+
+
+async def test_receipt_callback_marks_deliveries_delivered_or_undelivered(make_gateway):
+    gw, _, account = await paced_gateway(make_gateway)
+    accepted = await gw.send(channel="paced", account=account, recipients=["ok", "bad"], text="hi")
+    await gw.wait_done(accepted["id"])
+    async with aiohttp.ClientSession() as anonymous:
+        url = gw.url + "/callbacks/paced/receipts"
+        async with anonymous.post(url, json=[{"id": "p-ok", "ok": True}]) as response:
+            assert response.status == 403  # the route checks its caller itself
+        async with anonymous.post(
+            url,
+            headers={"X-Token": "let-me-in"},
+            json=[
+                {"id": "p-ok", "ok": True},
+                {"id": "p-bad", "ok": False, "code": "IS_CLOSE", "reason": "phone switched off"},
+                {"id": "p-unknown", "ok": True},
+            ],
+        ) as response:
+            assert response.status == 200
+            assert (await response.json())["matched"] == 2
+    done = await gw.wait_done(accepted["id"], statuses=frozenset({"delivered", "undelivered"}))
+    by_rcpt = {d["recipient"]: d for d in done["deliveries"]}
+    assert by_rcpt["ok"]["status"] == "delivered"
+    bad = by_rcpt["bad"]
+    assert bad["status"] == "undelivered" and bad["last_code"] == "IS_CLOSE"
+    assert bad["last_error"] == "phone switched off"
+    assert bad["events"][-1]["kind"] == "receipt"
+
+
+async def test_fake_providers_are_mounted_under_their_name():
+    fakes = Plugins.load(extra=[("paced", PacedPlugin())]).fake_providers()
+    assert [f.name for f in fakes] == ["paced"]
+    runner = web.AppRunner(fake_providers_app(fakes))
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]
+    try:
+        async with (
+            aiohttp.ClientSession() as http,
+            http.get(f"http://127.0.0.1:{port}/paced/hello/dingtalk") as response,
+        ):
+            assert await response.json() == {"hello": "dingtalk"}
+    finally:
+        await runner.cleanup()
+
+
+async def test_local_limiter_reserves_a_sliding_window():
+    limiter = LocalRateLimiter()
+    waits = [await limiter.reserve("k", 3, 10.0) for _ in range(7)]
+    assert waits[:3] == [0.0, 0.0, 0.0]
+    assert 9.9 < waits[3] <= 10.0 and 9.9 < waits[5] <= 10.0
+    assert 19.9 < waits[6] <= 20.0
+
+
+async def test_redis_limiter_is_shared_between_nodes():
+    key = unique("rl")
+    a, b = RedisRateLimiter(REDIS_URL), RedisRateLimiter(REDIS_URL)
+    try:
+        waits = [await node.reserve(key, 2, 5.0) for node in (a, b, a, b)]
+    finally:
+        await a.close()
+        await b.close()
+    assert waits[0] < 0.05 and waits[1] < 0.05
+    assert 4.9 < waits[2] <= 5.0 and 4.9 < waits[3] <= 5.0
+
+
+async def test_redis_outage_falls_back_to_local_limits(caplog):
+    limiter = RedisRateLimiter("redis://127.0.0.1:1/0")
+    try:
+        waits = [await limiter.reserve("k", 1, 5.0) for _ in range(2)]
+    finally:
+        await limiter.close()
+    assert waits[0] == 0.0 and 4.9 < waits[1] <= 5.0
+    assert "limits are per node now" in caplog.text
+
+
+@pytest.fixture(autouse=True, scope="module")
+def redis_is_up():
+    """These tests need the real Redis: fail (never skip) when it is not there."""
+    import redis
+
+    try:
+        redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2).ping()
+    except redis.RedisError as exc:
+        pytest.fail(f"Redis is required at {REDIS_URL}: {exc}", pytrace=False)
+
+
+async def test_concurrent_reservations_never_exceed_the_limit():
+    limiter = RedisRateLimiter(REDIS_URL)
+    key = unique("rl")
+    try:
+        waits = await asyncio.gather(*[limiter.reserve(key, 4, 2.0) for _ in range(12)])
+    finally:
+        await limiter.close()
+    slots = sorted(waits)
+    for i in range(len(slots) - 4):
+        assert slots[i + 4] - slots[i] >= 1.99
