@@ -1,0 +1,11 @@
+"""Hook implementations of the dingtalk plugin."""
+
+from __future__ import annotations
+
+from gateway import hookimpl
+from gateway.channel import Channel
+
+
+@hookimpl
+def msggate_channels() -> list[Channel]:
+    return []

@@ -1,0 +1,1 @@
+"""The wecom channel plugin."""

@@ -1,0 +1,1 @@
+"""The welink channel plugin."""

@@ -1,0 +1,11 @@
+"""Hook implementations of the welink plugin."""
+
+from __future__ import annotations
+
+from gateway import hookimpl
+from gateway.channel import Channel
+
+
+@hookimpl
+def msggate_channels() -> list[Channel]:
+    return []
