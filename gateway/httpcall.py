@@ -9,6 +9,7 @@ the request was sent is retried only for idempotent calls (token fetches) — fo
 from __future__ import annotations
 
 import logging
+import re
 from typing import Any
 
 import aiohttp
@@ -27,6 +28,14 @@ class Answer(msgspec.Struct, frozen=True):
     status: int
     body: Any
     headers: dict[str, str] = {}
+
+
+_QUERY = re.compile(r"\?[^\s'\")>]*")
+
+
+def describe(exc: BaseException) -> str:
+    """An exception as text for a reason, with URL query strings (tokens, keys) cut off."""
+    return _QUERY.sub("?…", f"{type(exc).__name__}: {exc}")
 
 
 def retry_after(headers: dict[str, str], default: float = 0.0) -> float:
@@ -60,7 +69,7 @@ async def call_json(
             headers = {k: v for k, v in response.headers.items()}
             status = response.status
     except (aiohttp.ClientConnectorError, aiohttp.ClientSSLError) as exc:
-        return Retry(reason=f"cannot connect to the provider: {exc}", code="connect")
+        return Retry(reason=f"cannot connect to the provider: {describe(exc)}", code="connect")
     except TimeoutError:
         if idempotent:
             return Retry(
@@ -73,8 +82,10 @@ async def call_json(
         )
     except aiohttp.ClientError as exc:
         if idempotent:
-            return Retry(reason=f"connection to the provider failed: {exc!r}", code="connection")
-        return Failed(reason=f"connection failed after sending: {exc!r}", code="unknown")
+            return Retry(
+                reason=f"connection to the provider failed: {describe(exc)}", code="connection"
+            )
+        return Failed(reason=f"connection failed after sending: {describe(exc)}", code="unknown")
     if status >= 500:
         return Retry(reason=f"provider error HTTP {status}", code=str(status))
     if status == 429:

@@ -29,14 +29,20 @@ class RateLimiter(Protocol):
 class LocalRateLimiter:
     """Sliding windows in this process."""
 
+    MAX_KEYS = 10_000  # past this, windows with nothing reserved in their span are dropped
+
     def __init__(self) -> None:
         self._windows: dict[str, deque[float]] = {}
+        self._spans: dict[str, float] = {}
 
     async def reserve(self, key: str, limit: int, per_seconds: float) -> float:
         return self.reserve_now(key, limit, per_seconds)
 
     def reserve_now(self, key: str, limit: int, per_seconds: float) -> float:
         now = time.time()
+        if len(self._windows) > self.MAX_KEYS:
+            self._forget_idle(now)
+        self._spans[key] = per_seconds
         window = self._windows.get(key)
         if window is None or window.maxlen != limit:
             window = self._windows[key] = deque(window or (), maxlen=limit)
@@ -47,6 +53,11 @@ class LocalRateLimiter:
             slot = window[-1]  # slots are handed out in order
         window.append(slot)
         return slot - now
+
+    def _forget_idle(self, now: float) -> None:
+        """Drop windows whose last slot is further back than their span: they limit nothing."""
+        for key in [k for k, w in self._windows.items() if w[-1] + self._spans[k] < now]:
+            del self._windows[key], self._spans[key]
 
     async def close(self) -> None:
         return None

@@ -208,7 +208,7 @@ def test_third_party_plugin_is_found_through_its_entry_point(echo_site: Site) ->
     assert plugins.problems == []
     [info] = [i for i in plugins.describe() if i.name == "testecho"]
     assert (info.distribution, info.version, info.channels) == ("msggate-testecho", "1.0", ["echo"])
-    assert sorted(plugins.channels) == ["echo", "email"]
+    assert {"echo", "email"} <= set(plugins.channels)
     assert check_channel_contract(plugins.channel("echo")) == []
 
 
@@ -249,7 +249,7 @@ def test_plugin_that_fails_to_import_is_reported_and_the_rest_load(site: Site) -
     [problem] = plugins.problems
     assert problem.plugin == "testbroken"
     assert "failed to import" in problem.reason and "feishu_sdk" in problem.reason
-    assert sorted(plugins.channels) == ["email", "fine"]
+    assert {"email", "fine"} <= set(plugins.channels)
     assert "testbroken" not in [i.name for i in plugins.describe()]
 
 

@@ -117,3 +117,10 @@ async def test_refused_connection_is_retried():
     async with aiohttp.ClientSession() as session:
         outcome = await call_json(session, "POST", "http://127.0.0.1:1/x", idempotent=False)
     assert isinstance(outcome, Retry) and outcome.code == "connect"
+
+
+def test_reasons_never_carry_url_query_strings():
+    from gateway.httpcall import describe
+
+    exc = aiohttp.ClientError("failed https://oapi.example/robot/send?access_token=s3cret&x=1")
+    assert "s3cret" not in describe(exc) and "robot/send?…" in describe(exc)

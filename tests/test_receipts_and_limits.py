@@ -188,7 +188,8 @@ async def test_receipt_callback_marks_deliveries_delivered_or_undelivered(make_g
 
 
 async def test_fake_providers_are_mounted_under_their_name():
-    fakes = Plugins.load(extra=[("paced", PacedPlugin())]).fake_providers()
+    plugins = Plugins.load(extra=[("paced", PacedPlugin())], entry_points=False)
+    fakes = plugins.fake_providers()
     assert [f.name for f in fakes] == ["paced"]
     runner = web.AppRunner(fake_providers_app(fakes))
     await runner.setup()
@@ -256,3 +257,14 @@ async def test_concurrent_reservations_never_exceed_the_limit():
     slots = sorted(waits)
     for i in range(len(slots) - 4):
         assert slots[i + 4] - slots[i] >= 1.99
+
+
+async def test_local_limiter_forgets_idle_windows(monkeypatch):
+    limiter = LocalRateLimiter()
+    monkeypatch.setattr(LocalRateLimiter, "MAX_KEYS", 10)
+    for i in range(10):
+        await limiter.reserve(f"user-{i}", 1, 0.01)
+    await asyncio.sleep(0.05)
+    await limiter.reserve("fresh", 1, 60.0)
+    await limiter.reserve("another", 1, 60.0)
+    assert set(limiter._windows) == {"fresh", "another"}
