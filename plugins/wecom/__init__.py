@@ -1,1 +1,1 @@
-"""The wecom channel plugin."""
+"""WeCom (企业微信): application messages (`wecom`) and group robots (`wecom_robot`)."""
