@@ -1,11 +1,40 @@
-"""Hook implementations of the sms plugin."""
+"""Hook implementations of the sms plugin: Alibaba Cloud SMS, its receipts and its fake."""
 
 from __future__ import annotations
 
+import logging
+
 from gateway import hookimpl
+from gateway.callbacks import CallbackRoute, FakeProvider
 from gateway.channel import Channel
+from plugins.sms import callbacks
+from plugins.sms.channel import SmsChannel
+
+log = logging.getLogger(__name__)
 
 
 @hookimpl
 def msggate_channels() -> list[Channel]:
-    return []
+    """The ``sms`` channel."""
+    return [SmsChannel()]
+
+
+@hookimpl
+def msggate_callback_routes() -> list[CallbackRoute]:
+    """SmsReport pushes: ``POST /callbacks/sms/aliyun/{account}/{receipt_token}``."""
+    return callbacks.routes()
+
+
+@hookimpl
+def msggate_fake_providers() -> list[FakeProvider]:
+    """A fake Alibaba Cloud SMS at ``/aliyun-sms``."""
+    from plugins.sms import fake
+
+    return [
+        FakeProvider(
+            "aliyun-sms",
+            fake.make_app,
+            f"Alibaba Cloud SMS (dysmsapi): AccessKey {fake.DEMO_KEY_ID} / {fake.DEMO_KEY_SECRET},"
+            f" sign_name {fake.DEMO_SIGN}, templates {', '.join(fake.DEMO_TEMPLATES)}",
+        )
+    ]

@@ -1,0 +1,106 @@
+"""The call-result receipt route: ``POST /callbacks/voice/aliyun/{account}/{token}``.
+
+Alibaba Cloud pushes VoiceReport (the call record, after the call) and VoiceCallReport (call
+progress) as JSON arrays (specs/channels.md §6.4, help.aliyun.com/zh/vms/voicereport-6)::
+
+    [{"call_id": "116012354148^10281378****", "status_code": "200000", "status_msg": "执行完成",
+      "callee": "13900000000", "duration": "10", "end_time": "2023-03-15 14:46:25", ...}]
+
+Only final statuses settle a delivery (named by CallId and callee): ``200000`` (listened to the
+end) and ``200001`` (hung up early) mean the callee was reached — delivered; every other final
+code (busy, no answer, invalid number, powered off ...) is undelivered with the code and the
+provider's message. Progress codes (calling, ringing, answered, ended, DTMF) are acknowledged
+and ignored. The caller is verified by :mod:`plugins.aliyun.receipts`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from typing import Any
+
+from aiohttp import web
+
+from gateway.callbacks import CallbackRoute
+from gateway.model import Receipt
+from gateway.receipts import Receipts
+from plugins.aliyun.receipts import accepted, json_array, refused, verified_account
+
+log = logging.getLogger(__name__)
+
+CHANNEL = "voice"
+PATH = "/voice/aliyun/{account}/{token}"
+CHINA = dt.timezone(dt.timedelta(hours=8))
+REACHED = frozenset({"200000", "200001"})
+PROGRESS = frozenset({"200100", "200101", "200102", "200201", "300000"})
+STATUS_TEXT = {  # doc 55085, for reports without a status_msg
+    "200000": "listened to the end",
+    "200001": "hung up early",
+    "200002": "busy",
+    "200003": "rang, not answered",
+    "200004": "invalid number",
+    "200005": "unreachable (rejected, carrier or anti-spam)",
+    "200006": "audio format error",
+    "200007": "out of the service area",
+    "200010": "powered off",
+    "200011": "suspended",
+    "200012": "call lost (restricted)",
+    "999999": "system error",
+    "500": "carrier error",
+    "400": "network element busy",
+}
+_DETAIL = (
+    "status_code",
+    "smart_status_code",
+    "duration",
+    "start_time",
+    "end_time",
+    "hangup_direction",
+    "out_id",
+    "caller",
+)
+
+
+def china_time(value: object) -> dt.datetime | None:
+    try:
+        return dt.datetime.strptime(str(value), "%Y-%m-%d %H:%M:%S").replace(tzinfo=CHINA)
+    except ValueError:
+        return None
+
+
+def receipt_from(report: dict[str, Any]) -> Receipt | None:
+    """The Receipt of one final report, or None (progress, or no call id/status)."""
+    call_id, code = report.get("call_id"), str(report.get("status_code") or "")
+    if not isinstance(call_id, str) or not call_id or not code or code in PROGRESS:
+        return None
+    delivered = code in REACHED
+    message = str(report.get("status_msg") or STATUS_TEXT.get(code, "call not completed"))
+    smart = report.get("smart_status_code")
+    callee = report.get("callee")
+    return Receipt(
+        provider_id=call_id,
+        delivered=delivered,
+        recipient=callee if isinstance(callee, str) and callee else None,
+        code=code,
+        reason=None if delivered else (f"{message} ({smart})" if smart else message),
+        at=china_time(report.get("end_time") or report.get("status_time")),
+        detail={k: report[k] for k in _DETAIL if k in report},
+    )
+
+
+async def voice_report(request: web.Request, receipts: Receipts) -> web.StreamResponse:
+    """Take a batch of VoiceReport / VoiceCallReport pushes for one account."""
+    _, refusal = await verified_account(request, CHANNEL)
+    if refusal is not None:
+        return refusal
+    reports = await json_array(request)
+    if reports is None:
+        return refused(400, "expected a JSON array of call reports")
+    final = [r for r in (receipt_from(item) for item in reports) if r is not None]
+    matched = await receipts.record(CHANNEL, final)
+    log.info("VoiceReport: %d reports, %d final, %d matched", len(reports), len(final), matched)
+    return accepted()
+
+
+def routes() -> list[CallbackRoute]:
+    return [CallbackRoute("POST", PATH, voice_report)]
