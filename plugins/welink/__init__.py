@@ -1,1 +1,1 @@
-"""The welink channel plugin."""
+"""The built-in Huawei WeLink channel: card notifications to WeLink users (see ``plugin``)."""
