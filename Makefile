@@ -20,6 +20,8 @@ run: install
 test: install
 	$(BIN)/ruff check .
 	$(BIN)/pytest
+	$(BIN)/pip install --quiet -e examples/msggate-webhook
+	$(BIN)/pytest examples/msggate-webhook/tests
 
 lint: install
 	$(BIN)/ruff check .

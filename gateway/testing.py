@@ -60,8 +60,43 @@ What each fixture must give:
     A callable ``recipient -> Outgoing``; the kit varies the content itself (text only, HTML
     only if you declare ``ContentKind.RICH``, no subject).
 
+Optional fixtures: leave one out and the tests that need it are skipped, saying which fixture
+would run them. Give them all: they are what proves your classification.
+
+``retry_outgoing``
+    An :class:`~gateway.channel.Outgoing` that your fake provider answers with a temporary error
+    (rate limited, busy, 5xx), or a dict ``{name: Outgoing}`` with one per kind of fault; with
+    the working ``account`` each must come back ``Retry`` with a reason. Arrange the faults by
+    recipient (the fake answers "busy" for ``busy@example.com``), since the kit sends them one
+    after another, then a normal send that must still be ``Sent``.
+``failed_outgoing``
+    The same for permanent errors (unknown recipient, blocked content, bad template): each must
+    come back ``Failed`` with a reason and the provider's own ``code``.
+``slow_outgoing``
+    An Outgoing (or a dict of them) the fake answers only after a delay longer than
+    ``cancel_after`` (0.2 s) and shorter than ``leak_grace`` (5 s) — one second is right. The
+    kit cancels the send while the provider is still answering, as the dispatcher does when a
+    send outlives its lease, and checks that the channel still sends and leaks nothing.
+
+Size limits: a channel whose provider has one declares it as the class attribute
+``max_text_chars`` (characters) or ``max_text_bytes`` (UTF-8 bytes) of ``outgoing.text`` (see
+:class:`~gateway.channel.Channel`). The kit sends a text exactly at the limit, which must be
+``Sent``, and texts one past it (in bytes with a three-byte character), which must be ``Failed``
+— refused whole, never cut short. A channel that declares no limit must send a text of
+100,000 characters (and its over-the-limit test is skipped).
+
+Cancellation: every channel is cancelled at many points of a send (before it starts, after a few
+event-loop turns, after a few milliseconds), as the dispatcher cancels a send that outlives its
+lease and every send at shutdown. The cancelled send must end within ``leak_grace`` by raising
+``CancelledError`` (or with its Outcome, if it had just finished), the next send must be
+``Sent``, and nothing may leak: no task still running after ``leak_grace``, no "Unclosed client
+session/connection", "Task was destroyed but it is pending" or ``ResourceWarning`` once the
+channel is closed.
+
 Run against a fake provider on a real socket, not a mock of your HTTP client: the point is to
-see your channel turn real provider answers into outcomes. The async tests are marked
+see your channel turn real provider answers into outcomes. :func:`serving` runs an aiohttp
+application (your fake) on a free port for a test; :func:`running_gateway` starts a whole
+gateway with your installed plugin, for an end-to-end test over HTTP. The async tests are marked
 ``pytest.mark.asyncio``, so ``pytest-asyncio`` must be installed (any mode). Add your own tests
 for what only your provider does (its error codes and how you classify them) next to these.
 
@@ -75,13 +110,21 @@ The kit's assertions carry their own messages; for pytest's detailed diffs on to
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import gc
 import inspect
 import logging
-from collections.abc import Callable
-from typing import Any, ClassVar
+import time
+import warnings
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from pathlib import Path
+from secrets import token_hex
+from typing import TYPE_CHECKING, Any, ClassVar
 
+import aiohttp
 import msgspec
 import pytest
+from aiohttp import web
 
 from gateway.channel import (
     AccountInvalid,
@@ -96,6 +139,10 @@ from gateway.channel import (
 )
 from gateway.plugins import contract_problem
 
+if TYPE_CHECKING:
+    from gateway.plugins import Plugins
+    from gateway.services import Services
+
 log = logging.getLogger(__name__)
 
 CHANNEL_NAME_MAX = 64  # the API's limit on a channel name (AccountIn, MessageIn)
@@ -104,7 +151,22 @@ MIN_SECRET_LENGTH = 8  # shorter secrets could turn up in a repr by coincidence
 # Strings a channel's check_recipient must answer without raising.
 JUNK_RECIPIENTS = ("", " ", "not an address", "x" * 400, "\x00", "\N{GRINNING FACE}", "a@b@c")
 
+# A text this long must go through a channel that declares no size limit.
+UNDECLARED_TEXT_CHARS = 100_000
+WIDE_CHAR = "\N{CJK UNIFIED IDEOGRAPH-6D88}"  # three bytes in UTF-8: tells bytes from characters
+
+# When the kit cancels a send: after this many event-loop turns, then after these delays (s).
+CANCEL_TURNS = (0, 1, 2, 3, 5, 8, 13, 21, 34)
+CANCEL_DELAYS = (0.001, 0.005, 0.02)
+
+# What each optional fixture is for, said when it is missing.
+RETRY_PURPOSE = "that the fake answers with a temporary error (rate limited, busy, 5xx)"
+FAILED_PURPOSE = "that the fake refuses for good (unknown recipient, blocked content)"
+SLOW_PURPOSE = "that the fake answers after about a second, to cancel a send mid-answer"
+
 OutgoingFor = Callable[[str], Outgoing]
+Cases = Outgoing | Mapping[str, Outgoing] | None
+"""What an optional fault fixture gives: one Outgoing, a dict of them by name, or None."""
 
 
 def _struct_fields(account_type: type[msgspec.Struct]) -> dict[str, str]:
@@ -140,6 +202,10 @@ def check_channel_contract(channel: Any) -> list[str]:
     account_type = getattr(channel, "account_type", None)
     if isinstance(account_type, type) and issubclass(account_type, msgspec.Struct):
         problems.extend(_secret_field_problems(label, account_type))
+    for limit in ("max_text_chars", "max_text_bytes"):
+        value = getattr(channel, limit, None)
+        if value is not None and (type(value) is not int or value < 1):
+            problems.append(f"{label}: {limit} must be None or a whole number above 0: {value!r}")
     for method in ("send", "validate_account", "close"):
         function = getattr(channel, method, None)
         if callable(function) and not inspect.iscoroutinefunction(function):
@@ -172,15 +238,103 @@ def _secret_field_problems(label: str, account_type: type[msgspec.Struct]) -> li
     return problems
 
 
+def _strings(value: Any) -> Iterator[str]:
+    """Every string in a secret field's value (a header dict's values, a list's items ...)."""
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, Mapping):
+        for item in value.values():
+            yield from _strings(item)
+    elif isinstance(value, list | tuple | set | frozenset):
+        for item in value:
+            yield from _strings(item)
+
+
 def _secret_values(account: AccountRef) -> list[str]:
     """The account's secret values that are long enough to look for."""
     names = getattr(type(account.config), "secret_fields", frozenset())
-    values = (getattr(account.config, name, None) for name in names)
-    return [v for v in values if isinstance(v, str) and len(v) >= MIN_SECRET_LENGTH]
+    values = (s for name in names for s in _strings(getattr(account.config, name, None)))
+    return [v for v in values if len(v) >= MIN_SECRET_LENGTH]
 
 
 def _leaked(text: str, secrets: list[str]) -> list[str]:
     return [s for s in secrets if s in text]
+
+
+def _cases(value: Cases, fixture: str, purpose: str) -> dict[str, Outgoing]:
+    """The named Outgoings an optional fixture gives; skip the test when it gives none."""
+    if value is None:
+        pytest.skip(f"no `{fixture}` fixture: give an Outgoing (or {{name: Outgoing}}) {purpose}")
+    if isinstance(value, Outgoing):
+        return {fixture: value}
+    if (
+        isinstance(value, Mapping)
+        and value
+        and all(isinstance(v, Outgoing) for v in value.values())
+    ):
+        return {str(name): outgoing for name, outgoing in value.items()}
+    pytest.fail(f"`{fixture}` must be an Outgoing or a non-empty dict of them, not {value!r}")
+
+
+def _limits(channel: Channel) -> tuple[int | None, int | None]:
+    return getattr(channel, "max_text_chars", None), getattr(channel, "max_text_bytes", None)
+
+
+async def _cancel(task: asyncio.Task[Any], timeout: float, where: str) -> None:
+    """Cancel a send and check it ends promptly: by CancelledError, or with its Outcome.
+
+    An Outcome is allowed because the send may have finished as it was cancelled (Python
+    3.11's ``asyncio.wait_for`` then returns the result rather than raising); what is not
+    allowed is to keep working, or to turn the cancellation into an exception.
+    """
+    task.cancel()
+    done, _ = await asyncio.wait({task}, timeout=timeout)
+    if not done:
+        pytest.fail(f"send() cancelled {where} was still running {timeout}s later")
+    if task.cancelled():
+        return
+    exc = task.exception()
+    if exc is not None:
+        pytest.fail(f"send() cancelled {where} raised {exc!r} instead of CancelledError")
+    assert isinstance(task.result(), Sent | Retry | Failed), (
+        f"send() cancelled {where} returned {task.result()!r}, not an Outcome"
+    )
+
+
+@contextlib.asynccontextmanager
+async def _no_leaks(grace: float) -> AsyncIterator[None]:
+    """Fail if the block leaves tasks running, or leaks sessions, connections or tasks.
+
+    Leaks show when their objects are collected: asyncio reports them to the loop's exception
+    handler ("Unclosed client session", "Task was destroyed but it is pending!") and transports
+    warn with ResourceWarning. The block should close what it used; this collects and listens.
+    """
+    loop = asyncio.get_running_loop()
+    gc.collect()  # what earlier tests left behind is not this test's leak
+    before = asyncio.all_tasks()
+    reported: list[str] = []
+    previous = loop.get_exception_handler()
+
+    def record(_loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+        reported.append(f"{context.get('message')} {context.get('exception') or ''}".strip())
+
+    loop.set_exception_handler(record)
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", ResourceWarning)
+            yield
+            deadline = loop.time() + grace
+            while (stray := [t for t in asyncio.all_tasks() - before if not t.done()]) and (
+                loop.time() < deadline
+            ):
+                await asyncio.sleep(0.02)
+            gc.collect()
+            await asyncio.sleep(0)
+    finally:
+        loop.set_exception_handler(previous)
+    problems = reported + [str(w.message) for w in caught if w.category is ResourceWarning]
+    problems += [f"a task still running {grace}s later: {t!r}" for t in stray]
+    assert not problems, "the channel leaks:\n" + "\n".join(problems)
 
 
 class ChannelConformance:
@@ -188,10 +342,13 @@ class ChannelConformance:
 
     ``send_timeout`` bounds every call into the channel, so a hanging channel fails the test
     instead of stalling the suite (the dispatcher likewise gives up on a send after 80% of the
-    lease).
+    lease). ``cancel_after`` is how long the kit lets a ``slow_outgoing`` send run before it
+    cancels it; ``leak_grace`` how long tasks a cancelled send started may take to end.
     """
 
     send_timeout: ClassVar[float] = 30.0
+    cancel_after: ClassVar[float] = 0.2
+    leak_grace: ClassVar[float] = 5.0
 
     @pytest.fixture
     def channel(self) -> Channel:
@@ -212,6 +369,18 @@ class ChannelConformance:
     @pytest.fixture
     def outgoing_for(self) -> OutgoingFor:
         raise NotImplementedError("override the `outgoing_for` fixture: recipient -> Outgoing")
+
+    @pytest.fixture
+    def retry_outgoing(self) -> Cases:
+        return None  # optional: see the module
+
+    @pytest.fixture
+    def failed_outgoing(self) -> Cases:
+        return None  # optional: see the module
+
+    @pytest.fixture
+    def slow_outgoing(self) -> Cases:
+        return None  # optional: see the module
 
     async def _send(self, channel: Channel, account: AccountRef, outgoing: Outgoing) -> Outcome:
         try:
@@ -315,6 +484,95 @@ class ChannelConformance:
         assert isinstance(outcome.reason, str) and outcome.reason.strip(), f"reason: {outcome!r}"
         assert not _leaked(outcome.reason, _secret_values(bad_account)), "a secret in the reason"
 
+    # -- size limits ------------------------------------------------------------------------
+
+    @pytest.mark.asyncio
+    async def test_text_up_to_the_size_limit_is_sent(
+        self, channel: Channel, account: AccountRef, recipient: str, outgoing_for: OutgoingFor
+    ) -> None:
+        declared = [n for n in _limits(channel) if n is not None]
+        length = min(declared) if declared else UNDECLARED_TEXT_CHARS
+        outgoing = msgspec.structs.replace(outgoing_for(recipient), text="x" * length, html=None)
+        outcome = await self._send(channel, account, outgoing)
+        problem = (
+            "the declared limit is more than the provider takes"
+            if declared
+            else f"{channel.name!r} declares no max_text_chars or max_text_bytes, so it must"
+            " send it whole (declare the provider's limit)"
+        )
+        assert isinstance(outcome, Sent), (
+            f"a text of {length} characters came back {outcome!r}: {problem}"
+        )
+
+    @pytest.mark.asyncio
+    async def test_text_over_the_size_limit_is_failed_not_truncated(
+        self, channel: Channel, account: AccountRef, recipient: str, outgoing_for: OutgoingFor
+    ) -> None:
+        chars, size = _limits(channel)
+        if chars is None and size is None:
+            pytest.skip(f"{channel.name!r} declares no max_text_chars or max_text_bytes")
+        texts: dict[str, str] = {}
+        if chars is not None:
+            texts[f"{chars + 1} characters (max_text_chars={chars})"] = "x" * (chars + 1)
+        if size is not None:
+            count = size // len(WIDE_CHAR.encode()) + 1
+            label = f"{count * len(WIDE_CHAR.encode())} UTF-8 bytes (max_text_bytes={size})"
+            texts[label] = WIDE_CHAR * count
+        base = outgoing_for(recipient)
+        for label, text in texts.items():
+            outgoing = msgspec.structs.replace(base, text=text, html=None)
+            outcome = await self._send(channel, account, outgoing)
+            assert isinstance(outcome, Failed), (
+                f"a text of {label} came back {outcome!r}: send must refuse it with Failed,"
+                " never send it cut short (nor Retry what can never fit)"
+            )
+            assert outcome.reason.strip(), f"{label}: {outcome!r} needs a reason"
+
+    # -- outcome classification ---------------------------------------------------------------
+
+    @pytest.mark.asyncio
+    async def test_temporary_provider_errors_come_back_retry(
+        self,
+        channel: Channel,
+        account: AccountRef,
+        recipient: str,
+        outgoing_for: OutgoingFor,
+        retry_outgoing: Cases,
+    ) -> None:
+        cases = _cases(retry_outgoing, "retry_outgoing", RETRY_PURPOSE)
+        secrets = _secret_values(account)
+        for name, outgoing in cases.items():
+            outcome = await self._send(channel, account, outgoing)
+            assert isinstance(outcome, Retry), f"{name}: expected Retry, got {outcome!r}"
+            assert outcome.reason.strip(), f"{name}: {outcome!r} needs a reason"
+            after = outcome.after
+            assert isinstance(after, int | float) and after >= 0, f"{name}: after: {outcome!r}"
+            assert not _leaked(repr(outcome), secrets), f"{name}: a secret in {outcome!r}"
+        outcome = await self._send(channel, account, outgoing_for(recipient))
+        assert isinstance(outcome, Sent), f"after temporary errors a send gave {outcome!r}"
+
+    @pytest.mark.asyncio
+    async def test_permanent_provider_errors_come_back_failed_with_the_providers_code(
+        self,
+        channel: Channel,
+        account: AccountRef,
+        recipient: str,
+        outgoing_for: OutgoingFor,
+        failed_outgoing: Cases,
+    ) -> None:
+        cases = _cases(failed_outgoing, "failed_outgoing", FAILED_PURPOSE)
+        secrets = _secret_values(account)
+        for name, outgoing in cases.items():
+            outcome = await self._send(channel, account, outgoing)
+            assert isinstance(outcome, Failed), f"{name}: expected Failed, got {outcome!r}"
+            assert outcome.reason.strip(), f"{name}: {outcome!r} needs a reason"
+            assert isinstance(outcome.code, str) and outcome.code.strip(), (
+                f"{name}: {outcome!r} needs the provider's own code"
+            )
+            assert not _leaked(repr(outcome), secrets), f"{name}: a secret in {outcome!r}"
+        outcome = await self._send(channel, account, outgoing_for(recipient))
+        assert isinstance(outcome, Sent), f"after permanent errors a send gave {outcome!r}"
+
     # -- validate_account -------------------------------------------------------------------
 
     @pytest.mark.asyncio
@@ -369,16 +627,26 @@ class ChannelConformance:
         bad_account: AccountRef,
         recipient: str,
         outgoing_for: OutgoingFor,
+        retry_outgoing: Cases,
+        failed_outgoing: Cases,
         caplog: pytest.LogCaptureFixture,
     ) -> None:
         caplog.set_level(logging.DEBUG)
         await self._validate(channel, account)
-        await self._send(channel, account, outgoing_for(recipient))
+        outcomes = [await self._send(channel, account, outgoing_for(recipient))]
         with pytest.raises(AccountInvalid):
             await self._validate(channel, bad_account)
-        await self._send(channel, bad_account, outgoing_for(recipient))
+        outcomes.append(await self._send(channel, bad_account, outgoing_for(recipient)))
+        for cases in (retry_outgoing, failed_outgoing):
+            if cases is not None:
+                for outgoing in _cases(cases, "faults", RETRY_PURPOSE).values():
+                    outcomes.append(await self._send(channel, account, outgoing))
         secrets = _secret_values(account) + _secret_values(bad_account)
         assert not _leaked(caplog.text, secrets), "a secret was logged"
+        for outcome in outcomes:
+            assert not _leaked(repr(outcome), secrets), f"a secret in the outcome {outcome!r}"
+        for where, text in {"repr(channel)": repr(channel), "str(channel)": str(channel)}.items():
+            assert not _leaked(text, secrets), f"a secret shows in {where} after sending"
 
     # -- close ------------------------------------------------------------------------------
 
@@ -389,3 +657,183 @@ class ChannelConformance:
         await self._send(channel, account, outgoing_for(recipient))  # so there is something open
         await asyncio.wait_for(channel.close(), self.send_timeout)
         await asyncio.wait_for(channel.close(), self.send_timeout)
+
+    # -- cancellation -----------------------------------------------------------------------
+
+    @pytest.mark.asyncio
+    async def test_cancelled_sends_leave_the_channel_usable_and_leak_nothing(
+        self, channel: Channel, account: AccountRef, recipient: str, outgoing_for: OutgoingFor
+    ) -> None:
+        warm = await self._send(channel, account, outgoing_for(recipient))  # pools, tokens
+        assert isinstance(warm, Sent), f"expected Sent, got {warm!r}"
+        async with _no_leaks(self.leak_grace):
+            for turns in CANCEL_TURNS:
+                task = asyncio.ensure_future(channel.send(account, outgoing_for(recipient)))
+                for _ in range(turns):
+                    await asyncio.sleep(0)
+                await _cancel(task, self.leak_grace, f"after {turns} event-loop turns")
+            for delay in CANCEL_DELAYS:
+                task = asyncio.ensure_future(channel.send(account, outgoing_for(recipient)))
+                await asyncio.sleep(delay)
+                await _cancel(task, self.leak_grace, f"after {delay * 1000:g} ms")
+            outcome = await self._send(channel, account, outgoing_for(recipient))
+            assert isinstance(outcome, Sent), f"after cancelled sends a send gave {outcome!r}"
+            await asyncio.wait_for(channel.close(), self.send_timeout)
+
+    @pytest.mark.asyncio
+    async def test_send_cancelled_while_the_provider_answers_leaves_the_channel_usable(
+        self,
+        channel: Channel,
+        account: AccountRef,
+        recipient: str,
+        outgoing_for: OutgoingFor,
+        slow_outgoing: Cases,
+    ) -> None:
+        cases = _cases(slow_outgoing, "slow_outgoing", SLOW_PURPOSE)
+        warm = await self._send(channel, account, outgoing_for(recipient))
+        assert isinstance(warm, Sent), f"expected Sent, got {warm!r}"
+        async with _no_leaks(self.leak_grace):
+            for name, outgoing in cases.items():
+                task = asyncio.ensure_future(channel.send(account, outgoing))
+                await asyncio.sleep(self.cancel_after)
+                assert not task.done(), (
+                    f"{name} was answered within {self.cancel_after}s: make the fake slower"
+                )
+                await _cancel(task, self.leak_grace, f"{name} after {self.cancel_after}s")
+            outcome = await self._send(channel, account, outgoing_for(recipient))
+            assert isinstance(outcome, Sent), f"after a cancelled send a send gave {outcome!r}"
+            await asyncio.wait_for(channel.close(), self.send_timeout)
+
+
+# -- helpers for a plugin's own tests ---------------------------------------------------------
+
+
+@contextlib.asynccontextmanager
+async def serving(app: web.Application, host: str = "127.0.0.1") -> AsyncIterator[str]:
+    """Serve ``app`` (your fake provider) on a free port for the block; yield its base URL.
+
+    ``async with serving(make_fake_app()) as url:`` — the application keeps its state (an
+    ``AppKey``), so the test can read what the fake received and tell it which faults to inject.
+    """
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    try:
+        site = web.TCPSite(runner, host, 0)
+        await site.start()
+        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        yield f"http://{host}:{port}"
+    finally:
+        await runner.cleanup()
+
+
+TERMINAL = frozenset({"sent", "failed"})
+
+
+class RunningGateway:
+    """A gateway started by :func:`running_gateway`: its URL, an API key and an HTTP client.
+
+    ``http`` is an ``aiohttp.ClientSession`` on the gateway's URL that sends the API key;
+    ``services`` is the gateway's service layer, for checks the API does not offer.
+    """
+
+    def __init__(self, url: str, api_key: str, services: Services) -> None:
+        self.url = url
+        self.api_key = api_key
+        self.services = services
+        self.http = aiohttp.ClientSession(
+            base_url=url, headers={"Authorization": f"Bearer {api_key}"}
+        )
+
+    async def request(self, method: str, path: str, **kwargs: Any) -> tuple[int, Any]:
+        """``(status, JSON body)`` of an API call (body None for 204)."""
+        async with self.http.request(method, path, **kwargs) as response:
+            body = await response.json() if response.status != 204 else None
+            return response.status, body
+
+    async def post(self, path: str, body: Any) -> tuple[int, Any]:
+        return await self.request("POST", path, json=body)
+
+    async def get(self, path: str, **kwargs: Any) -> tuple[int, Any]:
+        return await self.request("GET", path, **kwargs)
+
+    async def create_account(self, channel: str, name: str, config: dict[str, Any]) -> dict:
+        """``POST /api/v1/accounts`` (the channel validates it); return the account as shown."""
+        status, body = await self.post(
+            "/api/v1/accounts", {"channel": channel, "name": name, "config": config}
+        )
+        assert status == 201, f"account {name!r} refused: {status} {body}"
+        return body
+
+    async def send(self, **message: Any) -> dict:
+        """``POST /api/v1/messages`` with these fields; return the 202 answer (with ``id``)."""
+        status, body = await self.post("/api/v1/messages", message)
+        assert status == 202, f"message refused: {status} {body}"
+        return body
+
+    async def wait_done(
+        self, message_id: str, timeout: float = 20, statuses: frozenset[str] = TERMINAL
+    ) -> dict:
+        """Poll the message until every delivery has one of ``statuses``; return it."""
+        deadline = time.monotonic() + timeout
+        while True:
+            status, body = await self.get(f"/api/v1/messages/{message_id}")
+            assert status == 200, body
+            if all(d["status"] in statuses for d in body["deliveries"]):
+                return body
+            if time.monotonic() > deadline:
+                raise AssertionError(f"deliveries not {set(statuses)} in {timeout}s: {body}")
+            await asyncio.sleep(0.05)
+
+
+@contextlib.asynccontextmanager
+async def running_gateway(
+    data_dir: str | Path,
+    *,
+    plugins: Plugins | None = None,
+    database_url: str | None = None,
+    **settings: Any,
+) -> AsyncIterator[RunningGateway]:
+    """A whole gateway in the test's event loop, on a free port of 127.0.0.1, for the block.
+
+    It loads the installed plugins (yours, through its entry point) unless ``plugins`` is given,
+    and runs its dispatcher with quick retries (0.2 s, at most 3 attempts) and a 5 s lease.
+    Without ``database_url`` it uses the embedded PostgreSQL in ``data_dir`` (the gateway's own
+    default: nothing to set up; it starts in about a second and stops when the process exits),
+    so give a session-wide ``data_dir`` that outlives the session (not pytest's ``tmp_path``,
+    which may be locked by then). ``settings`` override any :class:`gateway.config.Settings`
+    field. Callback routes are served under ``/callbacks``.
+    """
+    from gateway.app import create_app
+    from gateway.config import Settings
+    from gateway.crypto import new_key
+    from gateway.services import SERVICES
+
+    values: dict[str, Any] = dict(
+        data_dir=str(data_dir),
+        database_url=database_url,
+        secret_key=new_key(),
+        http_host="127.0.0.1",
+        http_port=0,
+        retry_base_seconds=0.2,
+        retry_max_seconds=1.0,
+        poll_seconds=0.5,
+        lease_seconds=5.0,
+        max_attempts=3,
+    )
+    values.update(settings)
+    app = create_app(Settings(**values), plugins=plugins)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    try:
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        services = app[SERVICES]
+        _, key = await services.api_keys.create(f"test-{token_hex(4)}")
+        gateway = RunningGateway(f"http://127.0.0.1:{port}", key, services)
+        try:
+            yield gateway
+        finally:
+            await gateway.http.close()
+    finally:
+        await runner.cleanup()
