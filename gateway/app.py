@@ -6,12 +6,13 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from gateway.api import middleware, routing, v1  # noqa: F401  (v1 registers its routes)
+from gateway.api import middleware, relay, routing, v1  # noqa: F401  (v1, relay: routes)
 from gateway.api.openapi import openapi_document
 from gateway.api.routing import Handler
 from gateway.callbacks import CALLBACK_PREFIX, CallbackRoute
 from gateway.config import Settings
 from gateway.plugins import Plugins
+from gateway.relay.listener import relay_listener_ctx
 from gateway.runtime import open_services
 from gateway.services import SERVICES
 
@@ -26,7 +27,8 @@ def create_app(
     settings: Settings, plugins: Plugins | None = None, dispatch: bool = True
 ) -> web.Application:
     app = web.Application(
-        middlewares=[middleware.errors, middleware.api_key], client_max_size=MAX_BODY
+        middlewares=[middleware.errors, middleware.access, middleware.api_key],
+        client_max_size=MAX_BODY,
     )
     plugins = plugins or Plugins.load()
 
@@ -36,6 +38,7 @@ def create_app(
             yield
 
     app.cleanup_ctx.append(services_ctx)
+    app.cleanup_ctx.append(relay_listener_ctx)  # after the services, closed before them
     routing.install(app)
     app.router.add_get("/api/openapi.json", openapi)
     for route in plugins.callback_routes():

@@ -51,6 +51,14 @@ def banner(services: Services, created: FirstRun) -> str:
         f"  data     : {s.data_path}",
         f"  channels : {', '.join(sorted(services.plugins.channels)) or 'none'}",
     ]
+    listener = services.relay.listener if services.relay is not None else None
+    if listener is not None:
+        smtp = "127.0.0.1" if s.smtp_host in ("0.0.0.0", "::", "") else s.smtp_host
+        lines.insert(
+            2,
+            f"  SMTP relay : {smtp}:{listener.port}   (STARTTLS; relay users and"
+            " access rules: /api/v1/relay-users, /api/v1/access-rules)",
+        )
     for problem in services.plugins.problems:
         lines.append(f"  DISABLED : plugin {problem.plugin}: {problem.reason}")
     if created.api_key:

@@ -50,6 +50,9 @@ class Outgoing(msgspec.Struct, frozen=True):
     attempt: int = 1
     template: str | None = None
     options: Any = None
+    raw: bytes | None = None
+    """The original MIME message, for mail that came in through the SMTP relay: the e-mail
+    channel sends it as is (headers, attachments and all); other channels ignore it."""
 
 
 class RateLimit(msgspec.Struct, frozen=True):
@@ -115,6 +118,11 @@ class Channel(abc.ABC):
       type, card title, @-mentions ...), decoded when a message is accepted (a bad option is a
       422 naming ``options.<field>``) and handed to ``send`` as ``outgoing.options``; None if
       the channel takes no options.
+    - ``max_text_chars`` / ``max_text_bytes``: the longest ``outgoing.text`` the provider takes
+      whole, in characters or UTF-8 bytes (None: no limit). Declare the limit when the provider
+      has one: ``send`` returns ``Failed`` for a longer text (never cuts it short, never lets
+      the provider truncate it), and the conformance kit (:mod:`gateway.testing`) checks that
+      a text at the limit is sent and one past it is refused.
     """
 
     name: ClassVar[str]
@@ -122,6 +130,8 @@ class Channel(abc.ABC):
     account_type: ClassVar[type[msgspec.Struct]]
     unit: ClassVar[str] = "message"
     options_type: ClassVar[type[msgspec.Struct] | None] = None
+    max_text_chars: ClassVar[int | None] = None
+    max_text_bytes: ClassVar[int | None] = None
 
     def rate_limits(self, account: AccountRef, outgoing: Outgoing) -> list[RateLimit]:
         """The provider's documented rate limits this send falls under (none by default)."""
@@ -130,6 +140,12 @@ class Channel(abc.ABC):
     @abc.abstractmethod
     async def send(self, account: AccountRef, outgoing: Outgoing) -> Outcome:
         """Send one delivery; return an Outcome. Must not raise for provider trouble."""
+
+    def normalize_recipient(self, recipient: str) -> str:
+        """The one spelling of ``recipient`` the gateway stores, de-duplicates and matches
+        receipts against (e.g. ``+86 138-0013-8000`` → ``13800138000``). Called on accept,
+        before ``check_recipient``; the default strips surrounding white space."""
+        return recipient.strip()
 
     def check_recipient(self, recipient: str) -> str | None:
         """Why ``recipient`` is not an address this channel can send to, or None if it is.

@@ -6,7 +6,9 @@ Bad values raise :class:`ConfigError` naming the setting, which the CLI prints a
 
 from __future__ import annotations
 
+import ipaddress
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -25,6 +27,22 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     http_host: str = "0.0.0.0"
     http_port: int = 8080
     smtp_port: int = 2525
+    # SMTP relay (gateway/relay)
+    smtp_host: str = "0.0.0.0"
+    smtp_hostname: str | None = None  # EHLO/Received name; default: this machine's FQDN
+    smtp_tls_cert: str | None = None  # PEM files; unset = self-signed, generated in data_dir
+    smtp_tls_key: str | None = None
+    smtp_allow_plain_auth: bool = False  # AUTH without STARTTLS (trusted networks only)
+    smtp_max_message_size: int = 25 * 1024 * 1024
+    smtp_max_recipients: int = 100
+    smtp_max_connections: int = 500
+    smtp_command_timeout: float = 300.0
+    smtp_data_timeout: float = 600.0
+    relay_domain: str | None = None
+    relay_default_account: str | None = None
+    relay_bounces: bool = True
+    trusted_proxies: str | None = None  # CIDRs whose X-Forwarded-For the HTTP API believes
+    config: str | None = None  # TOML file (the relay's routing table)
     database_url: str | None = None
     redis_url: str | None = None
     data_dir: str = "msggate-data"
@@ -63,6 +81,30 @@ def _redis_url(value: str) -> bool:
     return urlsplit(value).scheme in {"redis", "rediss", "unix"}
 
 
+def _bool(value: Any) -> bool:
+    text = str(value).strip().lower()
+    if text in {"1", "true", "yes", "on"}:
+        return True
+    if text in {"0", "false", "no", "off"}:
+        return False
+    raise ValueError(value)
+
+
+def _cidrs(value: str) -> bool:
+    try:
+        for part in value.split(","):
+            ipaddress.ip_network(part.strip(), strict=False)
+    except ValueError:
+        return False
+    return True
+
+
+_LABEL = r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?"
+_DOMAIN = re.compile(rf"^(?=.{{1,253}}$)({_LABEL}\.)*{_LABEL}$")
+_FILE = (str, os.path.isfile, "the path of an existing file")
+_BOOL = (_bool, lambda v: True, "true or false")
+
+
 _RULES: dict[str, tuple[Any, Any, str]] = {
     "http_port": _PORT,
     "smtp_port": _PORT,
@@ -78,6 +120,18 @@ _RULES: dict[str, tuple[Any, Any, str]] = {
     "retry_max_seconds": _POSITIVE_FLOAT,
     "accept_batch": _POSITIVE_INT,
     "db_pool_size": (int, lambda v: v >= 2, "a whole number of at least 2"),
+    "smtp_tls_cert": _FILE,
+    "smtp_tls_key": _FILE,
+    "smtp_allow_plain_auth": _BOOL,
+    "smtp_max_message_size": (int, lambda v: 1024 <= v <= 2**30, "bytes, 1024-1073741824"),
+    "smtp_max_recipients": (int, lambda v: 1 <= v <= 1000, "a whole number 1-1000"),
+    "smtp_max_connections": _POSITIVE_INT,
+    "smtp_command_timeout": _POSITIVE_FLOAT,
+    "smtp_data_timeout": _POSITIVE_FLOAT,
+    "relay_domain": (str.lower, _DOMAIN.match, "a domain name such as relay.example.com"),
+    "relay_bounces": _BOOL,
+    "trusted_proxies": (str, _cidrs, "comma-separated IP addresses or CIDR ranges"),
+    "config": (str, os.path.isfile, "the path of an existing TOML file"),
 }
 
 SETTING_NAMES = tuple(Settings.__struct_fields__)

@@ -15,6 +15,8 @@ import logging
 import os
 import socket
 import time
+import uuid
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import msgspec
@@ -38,6 +40,8 @@ def default_node_name() -> str:
 
 
 MIN_DEFERRAL = 0.05  # a slot closer than this is taken now
+
+PrepareOutgoing = Callable[[ClaimedDelivery, Outgoing], Awaitable[Outgoing]]
 
 
 class Deferred(msgspec.Struct, frozen=True):
@@ -67,7 +71,9 @@ class Dispatcher:
         self._wake = asyncio.Event()
         self._in_flight: set[asyncio.Task] = set()
         self._stopping = False
-        self._finisher: Batcher[Finished, EventRow | None] = Batcher(self._flush, 500)
+        self._finisher: Batcher[Finished, list[EventRow]] = Batcher(self._flush, 500)
+        # A seam for ingress-specific content, e.g. the SMTP relay's original MIME (outgoing.raw)
+        self.prepare_outgoing: PrepareOutgoing | None = None
 
     def poke(self) -> None:
         """There may be new work: claim now rather than at the next poll."""
@@ -145,7 +151,7 @@ class Dispatcher:
             outcome = Retry(reason=f"internal error: {exc!r}")
         finished = self._finished(d, outcome, time.monotonic() - started)
         try:
-            event = await self._finisher.submit(finished)
+            events = await self._finisher.submit(finished)
         except Exception as exc:
             log.warning(
                 "delivery %s: recording the outcome failed (%r); the lease will"
@@ -154,11 +160,9 @@ class Dispatcher:
                 exc,
             )
             return
-        if event is not None:
+        for e in events:
             self.plugins.delivery_event(
-                DeliveryEvent(
-                    str(event.delivery_id), str(d.message_id), event.kind, event.at, event.detail
-                )
+                DeliveryEvent(str(e.delivery_id), str(d.message_id), e.kind, e.at, e.detail)
             )
 
     async def _attempt(self, d: ClaimedDelivery) -> Outcome | Deferred:
@@ -186,6 +190,8 @@ class Dispatcher:
             template=d.template,
             options=options,
         )
+        if self.prepare_outgoing is not None:
+            outgoing = await self.prepare_outgoing(d, outgoing)
         blocked = self.plugins.filter_outgoing(d.channel, d.account_name, outgoing)
         if blocked is not None:
             return blocked
@@ -293,8 +299,10 @@ class Dispatcher:
             error=outcome.reason,
         )
 
-    async def _flush(self, batch: list[Finished]) -> list[EventRow | None]:
-        events = {e.delivery_id: e for e in await self.store.finish(batch)}
+    async def _flush(self, batch: list[Finished]) -> list[list[EventRow]]:
+        events: dict[uuid.UUID, list[EventRow]] = {}
+        for e in await self.store.finish(batch):
+            events.setdefault(e.delivery_id, []).append(e)
         if any(f.status == "retrying" for f in batch):
             self.poke()
-        return [events.get(f.id) for f in batch]
+        return [events.get(f.id, []) for f in batch]

@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from gateway.callbacks import CallbackRoute, FakeProvider
     from gateway.channel import Channel, Failed, Outgoing
     from gateway.events import DeliveryEvent
+    from gateway.relay.route import Route, RoutingTable
 
 hookspec = pluggy.HookspecMarker("msggate")
 
@@ -87,4 +88,24 @@ def msggate_fake_providers() -> list[FakeProvider]:
     :class:`gateway.callbacks.FakeProvider` is an aiohttp application mounted at ``/<name>``;
     a fake should check requests the way the real provider does (signatures, tokens, required
     fields) so that a client that passes against it is right.
+    """
+
+
+@hookspec(firstresult=True)
+def msggate_route_address(
+    address: str, sender: str, relay_domain: str | None, table: RoutingTable
+) -> Route | None:
+    """Say where an address given to the SMTP relay (``RCPT TO``) goes.
+
+    Called by the SMTP relay for each ``RCPT TO`` of a client allowed to relay, before the
+    address is accepted. ``address`` is the recipient as the client gave it, ``sender`` the
+    envelope sender (``""`` for the null sender ``<>``), ``relay_domain`` is
+    ``MSGGATE_RELAY_DOMAIN`` (None if unset) and ``table`` the
+    :class:`gateway.relay.route.RoutingTable` (default account, accounts by sender domain,
+    sub-domain routes from the config file). Return a :class:`gateway.relay.route.Deliver`
+    (channel, account, the channel's own recipient), an ``Action`` (a tiered push action), an
+    ``Unroutable`` whose reason the client sees with 550 5.1.1, or None to let other plugins
+    answer; the first answer that is not None wins. The built-in ``gateway.relay.routing`` runs
+    last: ordinary addresses to e-mail, ``<recipient>@<sub-domain>.<relay_domain>`` by the
+    table. Runs on the event loop for every RCPT: synchronous, fast, no I/O (never ``async``).
     """

@@ -87,7 +87,9 @@ async def call_json(
             )
         return Failed(reason=f"connection failed after sending: {describe(exc)}", code="unknown")
     if status >= 500:
-        return Retry(reason=f"provider error HTTP {status}", code=str(status))
+        return Retry(
+            reason=f"provider error HTTP {status}", code=str(status), after=retry_after(headers)
+        )
     if status == 429:
         return Retry(
             reason="HTTP 429 too many requests", code="429", after=retry_after(headers, 1.0)
@@ -96,7 +98,8 @@ async def call_json(
         body = msgspec.json.decode(raw) if raw else None
     except msgspec.DecodeError:
         snippet = raw[:200].decode(errors="replace")
-        return Retry(
-            reason=f"HTTP {status} with an answer that is not JSON: {snippet!r}", code=str(status)
-        )
+        reason = f"HTTP {status} with an answer that is not JSON: {snippet!r}"
+        if status >= 400:  # e.g. a wrong endpoint's 404 page: trying again will not help
+            return Failed(reason=reason, code=str(status))
+        return Retry(reason=reason, code=str(status))
     return Answer(status, body, headers)

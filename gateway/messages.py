@@ -99,12 +99,30 @@ class Ingress(msgspec.Struct, frozen=True):
     kind: str
     detail: dict[str, Any] = {}
     scope: str = ""
+    raw: bytes | None = None  # the original MIME (SMTP relay), committed with the message
 
 
 def _request_hash(msg: MessageIn) -> bytes:
     return hashlib.sha256(
         msgspec.json.encode(msgspec.structs.replace(msg, idempotency_key=None))
     ).digest()
+
+
+def _too_long(channel: Channel, text: str) -> str | None:
+    """Why ``text`` is longer than the channel takes whole, or None."""
+    if channel.max_text_chars is not None and len(text) > channel.max_text_chars:
+        return (
+            f"{len(text)} characters: channel {channel.name!r} takes at most"
+            f" {channel.max_text_chars}"
+        )
+    if channel.max_text_bytes is not None:
+        size = len(text.encode())
+        if size > channel.max_text_bytes:
+            return (
+                f"{size} bytes (UTF-8): channel {channel.name!r} takes at most"
+                f" {channel.max_text_bytes}"
+            )
+    return None
 
 
 class MessageService:
@@ -161,9 +179,11 @@ class MessageService:
             raise Invalid("give text, html or variables: the message is empty", "text")
         if msg.html and not msg.text and ContentKind.RICH not in channel.content_kinds:
             raise Invalid(f"channel {msg.channel!r} takes plain text: give text", "text")
+        if msg.text and (problem := _too_long(channel, msg.text)):
+            raise Invalid(problem, "text")
         if msg.send_at is not None and msg.send_at.tzinfo is None:
             raise Invalid("send_at needs a time zone, e.g. 2026-01-01T09:00:00+08:00", "send_at")
-        recipients = list(dict.fromkeys(r.strip() for r in msg.recipients))
+        recipients = list(dict.fromkeys(channel.normalize_recipient(r) for r in msg.recipients))
         for i, recipient in enumerate(recipients):
             problem = channel.check_recipient(recipient) if recipient else "empty recipient"
             if problem:
@@ -188,6 +208,7 @@ class MessageService:
             send_at=msg.send_at,
             template=msg.template,
             options=self._options(channel, msg.options),
+            raw=ingress.raw,
         )
 
     @staticmethod

@@ -64,6 +64,7 @@ class NewMessage(msgspec.Struct, frozen=True):
     send_at: dt.datetime | None
     template: str | None = None
     options: dict[str, Any] = {}
+    raw: bytes | None = None  # original MIME to keep in message_raw (SMTP relay)
 
 
 class ClaimedDelivery(msgspec.Struct, frozen=True):

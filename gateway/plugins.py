@@ -17,6 +17,7 @@ from gateway import hookspecs
 from gateway.callbacks import CallbackRoute, FakeProvider
 from gateway.channel import Channel, ContentKind, Failed, Outgoing
 from gateway.events import DeliveryEvent
+from gateway.relay.route import Route, RoutingTable
 
 log = logging.getLogger(__name__)
 
@@ -163,6 +164,23 @@ class Plugins:
     def fake_providers(self) -> list[FakeProvider]:
         """Every plugin's fake providers."""
         return [f for fakes in self.pm.hook.msggate_fake_providers() for f in fakes or ()]
+
+    def route_address(
+        self, address: str, sender: str, relay_domain: str | None, table: RoutingTable
+    ) -> Route | None:
+        """Where the SMTP relay sends ``address``: the first plugin's answer, or None."""
+        route = self.pm.hook.msggate_route_address(
+            address=address, sender=sender, relay_domain=relay_domain, table=table
+        )
+        if route is not None and not isinstance(route, Route):
+            raise TypeError(f"msggate_route_address returned {route!r}, not a Route")
+        return route
+
+    def unregister(self, name: str) -> None:
+        """Remove a plugin registered at run time (an observer tied to one gateway's services)."""
+        plugin = self.pm.get_plugin(name)
+        if plugin is not None:
+            self.pm.unregister(plugin, name=name)
 
     def describe(self) -> list[PluginInfo]:
         """One entry per registered plugin, with its distribution, version and channels."""

@@ -18,6 +18,7 @@ from gateway.migrate import migrate
 from gateway.plugins import Plugins
 from gateway.ratelimit import rate_limiter
 from gateway.receipts import Receipts
+from gateway.relay.services import open_relay
 from gateway.services import Services
 from gateway.store import Store
 
@@ -52,8 +53,12 @@ async def open_services(
         if dispatch:
             services.dispatcher = Dispatcher(store, plugins, accounts, settings, limiter)
             messages.on_commit = services.dispatcher.poke
-            task = asyncio.create_task(services.dispatcher.run(), name="dispatcher")
         try:
+            # before the dispatcher runs: the relay plugs its original-MIME seam into it
+            relay = await open_relay(settings, store, plugins, messages, services.dispatcher)
+            services.relay = relay
+            if services.dispatcher is not None:
+                task = asyncio.create_task(services.dispatcher.run(), name="dispatcher")
             yield services
         finally:
             if services.dispatcher is not None:
@@ -61,6 +66,8 @@ async def open_services(
             if task is not None:
                 task.cancel()
                 await asyncio.gather(task, return_exceptions=True)
+            if services.relay is not None:
+                await services.relay.close()
             await messages.close()
             await plugins.close()
             await limiter.close()

@@ -13,6 +13,7 @@ from gateway.dispatcher import Dispatcher
 from gateway.messages import MessageService
 from gateway.plugins import Plugins
 from gateway.receipts import Receipts
+from gateway.relay.services import RelayServices
 from gateway.store import Store
 
 
@@ -26,6 +27,7 @@ class Services:
     api_keys: ApiKeys
     receipts: Receipts
     dispatcher: Dispatcher | None = None
+    relay: RelayServices | None = None  # SMTP relay, access list, relay users
 
 
 SERVICES = web.AppKey("services", Services)

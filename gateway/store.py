@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import random
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
@@ -112,6 +113,9 @@ class Store:
                             Q["find_idempotent"], m.idempotency_scope, m.idempotency_key
                         )
                         existing[key] = (row["id"], row["request_hash"])
+            raws = [(m.id, m.raw) for m in batch if m.raw is not None and m.id in inserted]
+            if raws:  # the relay's original MIME commits with its message, or neither does
+                await conn.execute(Q["insert_message_raw"], *map(list, zip(*raws, strict=True)))
             if d_ids:
                 await conn.execute(Q["insert_deliveries"], d_ids, d_msgs, d_rcpts, d_due)
                 await conn.execute(Q["notify_due"])
@@ -157,8 +161,11 @@ class Store:
             )
             for i, value in enumerate(values):
                 cols[i].append(value)
+        sent = [f.id for f in results if f.status == "sent" and f.provider_id]
         async with self.pool.acquire() as conn, conn.transaction():
             records = await conn.fetch(Q["finish_deliveries"], *cols)
+            if sent:
+                records += await conn.fetch(Q["apply_unmatched_receipts"], sent)
             if any(f.status == "retrying" for f in results):
                 await conn.execute(Q["notify_due"])
         return _rows(EventRow, records)
@@ -171,7 +178,10 @@ class Store:
                 (r.provider_id, r.recipient, r.delivered, r.code, r.reason, r.at, r.detail)
             ):
                 cols[i].append(value)
-        records = await self.pool.fetch(Q["record_receipts"], channel, *cols)
+        async with self.pool.acquire() as conn, conn.transaction():
+            records = await conn.fetch(Q["record_receipts"], channel, *cols)
+            if len(records) < len(receipts) and random.random() < 0.01:
+                await conn.execute(Q["prune_unmatched_receipts"])
         return _rows(EventRow, records)
 
     async def next_due(self) -> dt.datetime | None:

@@ -26,6 +26,8 @@ class TokenCache:
         self._margin = margin
         self._tokens: dict[Hashable, tuple[str, float]] = {}
         self._locks: dict[Hashable, asyncio.Lock] = {}
+        # key -> (number of fetches finished, the exception the last one raised, or None)
+        self._last: dict[Hashable, tuple[int, BaseException | None]] = {}
         self.fetches = 0
 
     async def get(self, key: Hashable, fetch: Callable[[], Awaitable[Token]]) -> str:
@@ -34,12 +36,21 @@ class TokenCache:
         if cached is not None:
             return cached
         lock = self._locks.setdefault(key, asyncio.Lock())
+        begun = self._last.get(key, (0, None))[0]
         async with lock:
             cached = self._fresh(key)  # another sender may have refreshed while we waited
             if cached is not None:
                 return cached
+            count, failure = self._last.get(key, (0, None))
+            if count > begun and failure is not None:
+                raise failure  # the fetch we waited for failed: share its answer, don't repeat it
             self.fetches += 1
-            token = await fetch()
+            try:
+                token = await fetch()
+            except Exception as exc:
+                self._last[key] = (count + 1, exc)
+                raise
+            self._last[key] = (count + 1, None)
             lifetime = max(token.expires_in - self._margin, token.expires_in / 2)
             self._tokens[key] = (token.value, time.monotonic() + lifetime)
             return token.value

@@ -79,6 +79,8 @@ def gateway_settings(data_dir: str, secret_key: str, **overrides: Any) -> Settin
         data_dir=data_dir,
         secret_key=secret_key,
         http_port=0,
+        smtp_port=0,  # the SMTP relay on a free port (gateway.services.relay.listener.port)
+        smtp_host="127.0.0.1",
         retry_base_seconds=0.2,
         retry_max_seconds=1.0,
         poll_seconds=0.5,

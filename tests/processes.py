@@ -90,6 +90,7 @@ async def start_sink(record: Path, delay: float = 0.0) -> tuple[Process, int]:
 
 async def start_gateway(*flags: str, env: dict[str, str] | None = None) -> Process:
     """``msggate serve`` in its own process; returns once its banner says it is running."""
+    env = {"MSGGATE_SMTP_PORT": "0", **(env or {})}  # the relay on a free port unless told
     gateway = await spawn("-m", "gateway.cli", "serve", *flags, env=env)
     await gateway.wait_line(r"msggate \S+ is running")
     await gateway.wait_line(r"channels :")

@@ -225,3 +225,35 @@ async def test_openapi_is_generated_from_the_handler_types(gateway):
     assert schema["properties"]["recipients"]["maxItems"] == 1000
     assert "202" in post["responses"]
     assert doc["paths"]["/api/v1/accounts/{name}"].keys() >= {"get", "patch", "delete"}
+
+
+async def test_text_longer_than_the_channel_takes_is_refused_on_accept(make_gateway):
+    import msgspec
+
+    from gateway import hookimpl
+    from gateway.channel import Channel, ContentKind, Sent
+    from gateway.plugins import Plugins
+
+    class Tiny(Channel):
+        name = "tiny"
+        content_kinds = frozenset({ContentKind.TEXT})
+        account_type = msgspec.Struct
+        max_text_bytes = 10
+
+        async def send(self, account, outgoing):
+            return Sent()
+
+    class TinyPlugin:
+        @hookimpl
+        def msggate_channels(self):
+            return [Tiny()]
+
+    gw = await make_gateway(plugins=Plugins.load(extra=[("tiny", TinyPlugin())]))
+    account = unique("tiny")
+    await gw.post("/api/v1/accounts", {"channel": "tiny", "name": account, "sandbox": True})
+    status, body = await gw.post(
+        "/api/v1/messages",
+        {"channel": "tiny", "account": account, "recipients": ["x"], "text": "四个字符"},
+    )
+    assert status == 422 and body["error"]["field"] == "text"
+    assert "12 bytes" in body["error"]["message"]

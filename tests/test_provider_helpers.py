@@ -124,3 +124,23 @@ def test_reasons_never_carry_url_query_strings():
 
     exc = aiohttp.ClientError("failed https://oapi.example/robot/send?access_token=s3cret&x=1")
     assert "s3cret" not in describe(exc) and "robot/send?…" in describe(exc)
+
+
+async def test_a_failed_fetch_is_shared_by_the_senders_waiting_on_it():
+    cache = TokenCache()
+    calls = 0
+
+    async def fetch() -> Token:
+        nonlocal calls
+        calls += 1
+        await asyncio.sleep(0.05)
+        raise PermissionError("40001 invalid secret")
+
+    results = await asyncio.gather(
+        *[cache.get("app", fetch) for _ in range(10)], return_exceptions=True
+    )
+    assert calls == 1
+    assert all(isinstance(r, PermissionError) for r in results)
+    with pytest.raises(PermissionError):  # a later send tries again
+        await cache.get("app", fetch)
+    assert calls == 2

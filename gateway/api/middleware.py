@@ -7,7 +7,9 @@ import logging
 from aiohttp import web
 
 from gateway.api.routing import json_response
+from gateway.callbacks import CALLBACK_PREFIX
 from gateway.errors import GatewayError
+from gateway.relay.access import client_address
 from gateway.services import SERVICES
 from gateway.store import UNAVAILABLE
 
@@ -49,6 +51,23 @@ async def errors(request: web.Request, handler) -> web.StreamResponse:
     except Exception:
         log.exception("%s %s failed", request.method, request.path)
         return json_response(error_body("internal", "internal error; it has been logged"), 500)
+
+
+@web.middleware
+async def access(request: web.Request, handler) -> web.StreamResponse:
+    """The access list (访问控制): once it has entries, callers outside them get 403.
+
+    Health checks and provider callbacks (which prove themselves by signature) are exempt.
+    ``X-Forwarded-For`` counts only from a proxy in ``MSGGATE_TRUSTED_PROXIES``.
+    """
+    path = request.path
+    if path != "/api/v1/health" and not path.startswith(CALLBACK_PREFIX + "/"):
+        relay = request.config_dict[SERVICES].relay
+        if relay is not None:
+            forwarded = request.headers.getall("X-Forwarded-For", [])
+            caller = client_address(request.remote, forwarded, relay.trusted_proxies)
+            await relay.access.require(caller)
+    return await handler(request)
 
 
 @web.middleware

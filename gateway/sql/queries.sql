@@ -154,7 +154,8 @@ DELETE FROM accounts WHERE id = $1;
 
 -- name: record_receipts
 -- Receipts: deliveries of channel $1 with provider id $2[i] (and recipient $3[i], if given)
--- become delivered or undelivered; a receipt never turns a final receipt back.
+-- become delivered or undelivered; a receipt never turns a final receipt back. A receipt that
+-- matches no delivery yet is kept (unmatched_receipts) for when its send is recorded.
 WITH r AS (
     SELECT * FROM unnest($2::text[], $3::text[], $4::boolean[], $5::text[], $6::text[],
                          $7::timestamptz[], $8::jsonb[])
@@ -168,13 +169,110 @@ WITH r AS (
     FROM r, messages m
     WHERE d.provider_id = r.provider_id AND m.id = d.message_id AND m.channel = $1
       AND (r.recipient IS NULL OR d.recipient = r.recipient)
-      AND d.status IN ('sent', 'sending', 'retrying')
-    RETURNING d.id, d.message_id, d.status, r.detail
-)
-, event AS (
+      AND d.status = 'sent'
+    RETURNING d.id, d.message_id, d.status, d.provider_id, d.recipient, r.detail
+), kept AS (
+    INSERT INTO unmatched_receipts (channel, provider_id, recipient, delivered, code, reason,
+                                    at, detail)
+    SELECT $1, r.provider_id, r.recipient, r.delivered, r.code, r.reason, r.at, r.detail
+    FROM r
+    WHERE NOT EXISTS (SELECT 1 FROM updated u WHERE u.provider_id = r.provider_id
+                      AND (r.recipient IS NULL OR u.recipient = r.recipient))
+), event AS (
     INSERT INTO delivery_events (delivery_id, kind, detail)
     SELECT id, 'receipt', detail || jsonb_build_object('status', status) FROM updated
     RETURNING delivery_id, at, kind, detail
 )
 SELECT e.delivery_id, e.at, e.kind, e.detail, u.message_id
 FROM event e JOIN updated u ON u.id = e.delivery_id;
+
+-- name: apply_unmatched_receipts
+-- When deliveries $1 are recorded as sent, receipts that came early take effect.
+WITH r AS (
+    DELETE FROM unmatched_receipts x
+    USING deliveries d, messages m
+    WHERE d.id = ANY($1::uuid[]) AND d.status = 'sent' AND x.provider_id = d.provider_id
+      AND m.id = d.message_id AND m.channel = x.channel
+      AND (x.recipient IS NULL OR x.recipient = d.recipient)
+    RETURNING x.*, d.id AS delivery_id
+), updated AS (
+    UPDATE deliveries d
+    SET status = CASE WHEN r.delivered THEN 'delivered' ELSE 'undelivered' END,
+        last_code = coalesce(r.code, d.last_code),
+        last_error = CASE WHEN r.delivered THEN d.last_error ELSE r.reason END,
+        receipt_at = coalesce(r.at, r.received_at), updated_at = now()
+    FROM r WHERE d.id = r.delivery_id
+    RETURNING d.id, d.message_id, d.status, r.detail
+), event AS (
+    INSERT INTO delivery_events (delivery_id, kind, detail)
+    SELECT id, 'receipt', detail || jsonb_build_object('status', status, 'early', true)
+    FROM updated
+    RETURNING delivery_id, at, kind, detail
+)
+SELECT e.delivery_id, e.at, e.kind, e.detail, u.message_id
+FROM event e JOIN updated u ON u.id = e.delivery_id;
+
+-- name: prune_unmatched_receipts
+DELETE FROM unmatched_receipts WHERE received_at < now() - interval '3 days';
+
+-- name: insert_message_raw
+INSERT INTO message_raw (message_id, data)
+SELECT * FROM unnest($1::uuid[], $2::bytea[]);
+
+-- name: message_raw_many
+SELECT message_id, data FROM message_raw WHERE message_id = ANY($1::uuid[]);
+
+-- name: insert_relay_user
+INSERT INTO relay_users (username, password_hash) VALUES ($1, $2)
+RETURNING username, created_at, last_login_at;
+
+-- name: relay_user_hash
+SELECT password_hash FROM relay_users WHERE username = $1;
+
+-- name: relay_user_logged_in
+-- A successful AUTH: note the time, and store a rehashed password when the parameters changed.
+UPDATE relay_users SET last_login_at = now(), password_hash = coalesce($2, password_hash)
+WHERE username = $1;
+
+-- name: list_relay_users
+SELECT username, created_at, last_login_at FROM relay_users ORDER BY username;
+
+-- name: delete_relay_user
+DELETE FROM relay_users WHERE username = $1 RETURNING id;
+
+-- name: insert_access_rule
+INSERT INTO access_rules (name, cidr) VALUES ($1, $2) RETURNING id, name, cidr, created_at;
+
+-- name: list_access_rules
+-- Search by name (substring) and by an address the rule covers.
+SELECT id, name, cidr, created_at FROM access_rules
+WHERE ($1::text IS NULL OR name ILIKE '%' || $1 || '%') AND ($2::inet IS NULL OR cidr >>= $2)
+ORDER BY id;
+
+-- name: delete_access_rule
+DELETE FROM access_rules WHERE id = $1 RETURNING id;
+
+-- name: access_cidrs
+SELECT cidr FROM access_rules;
+
+-- name: bounce_facts
+-- What a bounce (DSN) for delivery $1 needs, if it failed and its message came in by SMTP.
+SELECT d.id AS delivery_id, d.message_id, d.recipient, d.status, d.last_code, d.last_error,
+       d.updated_at, m.channel, m.subject, m.ingress_detail, m.created_at
+FROM deliveries d JOIN messages m ON m.id = d.message_id
+WHERE d.id = $1 AND m.ingress = 'smtp' AND d.status IN ('failed', 'undelivered');
+
+-- name: bounces_missing
+-- Recent permanent failures of SMTP-submitted messages that have no bounce yet (the sweep that
+-- catches what the live observer missed, e.g. a node that died right after the failure).
+SELECT d.id
+FROM deliveries d JOIN messages m ON m.id = d.message_id
+WHERE d.status IN ('failed', 'undelivered')
+  AND d.updated_at > now() - make_interval(secs => $1)
+  AND d.updated_at < now() - make_interval(secs => $2)
+  AND m.ingress = 'smtp' AND coalesce(m.ingress_detail->>'mail_from', '') <> ''
+  AND NOT EXISTS (SELECT 1 FROM messages b
+                  WHERE b.idempotency_scope = 'relay-bounce'
+                    AND b.idempotency_key = 'bounce:' || d.id::text)
+ORDER BY d.updated_at
+LIMIT $3;

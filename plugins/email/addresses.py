@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import email.policy
+import functools
 import logging
 from email.headerregistry import Address
 
@@ -11,6 +12,7 @@ log = logging.getLogger(__name__)
 _header_factory = email.policy.default.header_factory
 
 
+@functools.lru_cache(maxsize=4096)  # the stdlib parser is slow; the same addresses recur
 def parse_mailbox(text: str) -> Address:
     """The single mailbox in ``text``; raise ValueError if it is not exactly one valid address.
 

@@ -19,6 +19,7 @@ from plugins.email.account import EmailAccount, account_from
 from plugins.email.addresses import parse_mailbox
 from plugins.email.compose import compose
 from plugins.email.pool import SmtpPool
+from plugins.email.relayed import compose_relayed
 from plugins.email.transaction import deliver
 from plugins.email.validate import validate
 
@@ -73,7 +74,10 @@ class EmailChannel(Channel):
         except AccountInvalid as exc:
             return Failed(reason=exc.reason)
         try:
-            mail = compose(config, outgoing)
+            if outgoing.raw is not None:  # relayed mail: the original MIME, as it came
+                mail = compose_relayed(config, outgoing)
+            else:
+                mail = compose(config, outgoing)
         except ValueError as exc:
             return Failed(reason=str(exc))
         pool, one_off = self._pool(account, config)

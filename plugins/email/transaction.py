@@ -58,6 +58,8 @@ async def _transact(lease: Lease, mail: Composed) -> Outcome:
         lease.keep = True
         return too_big
     options = [f"SIZE={size}"] if smtp.supports_extension("size") else []
+    if not mail.data.isascii() and smtp.supports_extension("8bitmime"):
+        options.append("BODY=8BITMIME")  # relayed mail may carry 8-bit text as it came
     try:
         await smtp.mail(mail.sender, options=options)
         await smtp.rcpt(mail.recipient)
