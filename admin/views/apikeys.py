@@ -1,0 +1,71 @@
+"""系统设置 → API 密钥: create (the key is shown once, only its hash is kept), list, revoke."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from admin.forms import Form, page_number, paginate, read_form
+from admin.render import redirect, render, translate
+from admin.routing import ADMIN, ANY, route
+from admin.views.common import confirm, services
+from gateway.errors import GatewayError
+
+
+async def _page(request: web.Request, form: Form, status: int = 200) -> web.Response:
+    keys = await services(request).api_keys.list()
+    keys.sort(key=lambda k: (k.revoked_at is not None, -k.id))
+    return render(
+        request,
+        "apikeys/list.html",
+        status=status,
+        page=paginate(keys, page_number(request)),
+        form=form,
+    )
+
+
+@route("GET", "/apikeys", "apikeys.list", ANY)
+async def list_keys(request: web.Request) -> web.Response:
+    return await _page(request, Form())
+
+
+@route("POST", "/apikeys", "apikeys.create", ADMIN)
+async def create(request: web.Request) -> web.StreamResponse:
+    posted = await read_form(request)
+    form = Form(values={"name": posted.get("name", "")})
+    try:
+        record, key = await services(request).api_keys.create(posted.get("name", ""))
+    except GatewayError as exc:
+        if exc.field is None:
+            exc.field = "name"
+        form.fail(exc, translate(request), {"name"})
+        return await _page(request, form, 422)
+    # shown on this page only: never in a URL, a cookie or a log
+    api = f"{request.scheme}://{request.host}/api/v1"
+    return render(request, "apikeys/created.html", record=record, key=key, api_url=api)
+
+
+@route("POST", "/apikeys/revoke", "apikeys.revoke", ADMIN)
+async def revoke(request: web.Request) -> web.StreamResponse:
+    posted = await read_form(request)
+    name = posted.get("name", "")
+    t = translate(request)
+    page = confirm(
+        request,
+        posted,
+        t("apikeys.revoke_title"),
+        t("apikeys.revoke_confirm", name=name),
+        hidden={"name": name},
+    )
+    if page is not None:
+        return page
+    try:
+        await services(request).api_keys.revoke(name)
+    except GatewayError as exc:
+        raise redirect(
+            request,
+            "apikeys.list",
+            "notice.delete_refused",
+            "error",
+            notice_args={"reason": exc.message},
+        ) from None
+    raise redirect(request, "apikeys.list", "notice.key_revoked", notice_args={"name": name})
