@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
+from admin.app import install as install_console
 from gateway.api import middleware, relay, routing, v1  # noqa: F401  (v1, relay: routes)
 from gateway.api.openapi import openapi_document
 from gateway.api.routing import Handler
@@ -39,6 +40,7 @@ def create_app(
 
     app.cleanup_ctx.append(services_ctx)
     app.cleanup_ctx.append(relay_listener_ctx)  # after the services, closed before them
+    install_console(app, settings)  # the web console at /admin (its context after the services)
     routing.install(app)
     app.router.add_get("/api/openapi.json", openapi)
     for route in plugins.callback_routes():

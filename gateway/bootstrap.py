@@ -1,4 +1,5 @@
-"""First run: an API key and a sandbox account so a new user sees the whole flow at once."""
+"""First run: an API key, a console administrator and a sandbox account, so a new user sees the
+whole flow at once."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ from urllib.parse import urlsplit
 import msgspec
 
 import gateway
+from gateway.console_store import ConsoleStore
+from gateway.console_users import ConsoleUsers
 from gateway.errors import Conflict
 from gateway.services import Services
 
@@ -20,6 +23,11 @@ SANDBOX_ACCOUNT = "sandbox"
 class FirstRun(msgspec.Struct):
     api_key: str | None = None
     sandbox_account: str | None = None
+    console_user: str | None = None
+    console_password: str | None = None  # shown once in the banner; must be changed at login
+
+    def __repr__(self) -> str:  # never the key or the password
+        return f"FirstRun(console_user={self.console_user!r})"
 
 
 async def first_run(services: Services) -> FirstRun:
@@ -30,6 +38,9 @@ async def first_run(services: Services) -> FirstRun:
             _, created.api_key = await services.api_keys.create(FIRST_KEY_NAME)
         except Conflict:  # an earlier first-run key exists but was revoked
             log.info("no active API key: create one with `msggate apikey create --name NAME`")
+    first_user = await ConsoleUsers(ConsoleStore(services.store.pool)).first_user()
+    if first_user is not None:
+        created.console_user, created.console_password = first_user
     if "email" in services.plugins.channels and not await services.store.list_accounts(None, None):
         await services.accounts.create("email", SANDBOX_ACCOUNT, None, sandbox=True)
         created.sandbox_account = SANDBOX_ACCOUNT
@@ -59,8 +70,16 @@ def banner(services: Services, created: FirstRun) -> str:
             f"  SMTP relay : {smtp}:{listener.port}   (STARTTLS; relay users and"
             " access rules: /api/v1/relay-users, /api/v1/access-rules)",
         )
+    lines.insert(2, f"  console  : {api}/admin/")
     for problem in services.plugins.problems:
         lines.append(f"  DISABLED : plugin {problem.plugin}: {problem.reason}")
+    if created.console_user:
+        lines += [
+            f"  login    : {created.console_user} / {created.console_password}",
+            "             (console administrator created for this first run; the password is shown",
+            "              only now and must be changed at first login; more console users:",
+            "              msggate user add --name NAME --role admin|operator|readonly)",
+        ]
     if created.api_key:
         lines += [
             f"  API key  : {created.api_key}",

@@ -1,4 +1,4 @@
-"""The ``msggate`` command: serve, apikey, send, plugins, migrate, secret-key."""
+"""The ``msggate`` command: serve, apikey, user, send, plugins, migrate, secret-key."""
 
 from __future__ import annotations
 
@@ -104,6 +104,53 @@ async def _apikey(settings: Settings, args: argparse.Namespace) -> None:
             print(f"revoked API key {args.name!r}")
 
 
+# -- user (console users) ---------------------------------------------------------------------
+
+
+def _read_password(args: argparse.Namespace) -> str:
+    """From standard input (``--password-stdin``: its first line) or asked twice at a terminal."""
+    if args.password_stdin:
+        return sys.stdin.readline().rstrip("\r\n")
+    import getpass
+
+    if not sys.stdin.isatty():
+        raise ConfigError("no terminal to ask for the password: use --password-stdin")
+    first = getpass.getpass(f"password for {args.name}: ")
+    if getpass.getpass("again: ") != first:
+        raise ConfigError("the two passwords differ")
+    return first
+
+
+async def _user(settings: Settings, args: argparse.Namespace) -> None:
+    from gateway.console_store import ConsoleStore
+    from gateway.console_users import ConsoleUserIn, ConsoleUsers
+    from gateway.runtime import open_services
+
+    password = _read_password(args) if args.user_command in ("add", "passwd") else ""
+    async with open_services(settings, dispatch=False) as services:
+        users = ConsoleUsers(ConsoleStore(services.store.pool))
+        if args.user_command == "add":
+            body = ConsoleUserIn(
+                name=args.name,
+                password=password,
+                role=args.role,
+                language=args.language,
+                time_zone=args.time_zone,
+            )
+            user = await users.create(body)
+            print(f"created console user {user.name!r} ({user.role}); log in at /admin")
+        elif args.user_command == "list":
+            for u in await users.list():
+                last = f"{u.last_login_at:%Y-%m-%d %H:%M}" if u.last_login_at else "never"
+                print(f"{u.name}\t{u.role}\t{u.language}\t{u.time_zone}\tlast login {last}")
+        elif args.user_command == "passwd":
+            found = [u for u in await users.list() if u.name == args.name]
+            if not found:
+                raise ConfigError(f"no console user named {args.name!r}")
+            await users.set_password(found[0].id, password)
+            print(f"password of {args.name!r} changed; their sessions have ended")
+
+
 # -- plugins ----------------------------------------------------------------------------------
 
 
@@ -205,6 +252,25 @@ def build_parser() -> argparse.ArgumentParser:
     for p in (create, apikey_sub.choices["list"], revoke):
         _settings_flags(p)
 
+    user = sub.add_parser("user", help="manage web console users")
+    user_sub = user.add_subparsers(dest="user_command", required=True)
+    add = user_sub.add_parser("add", help="create a console user (asks for the password)")
+    add.add_argument("--name", required=True)
+    add.add_argument("--role", choices=("admin", "operator", "readonly"), default="operator")
+    add.add_argument("--language", choices=("zh-CN", "en"), default="zh-CN")
+    add.add_argument("--time-zone", dest="time_zone", default="Asia/Shanghai")
+    passwd = user_sub.add_parser("passwd", help="set a console user's password")
+    passwd.add_argument("--name", required=True)
+    for p in (add, passwd):
+        p.add_argument(
+            "--password-stdin",
+            action="store_true",
+            help="read the password from the first line of standard input",
+        )
+    user_sub.add_parser("list", help="list console users")
+    for p in (add, passwd, user_sub.choices["list"]):
+        _settings_flags(p)
+
     send = sub.add_parser("send", help="send a message through a running gateway")
     send.add_argument("--url", default="http://127.0.0.1:8080")
     send.add_argument("--api-key", help="or MSGGATE_API_KEY")
@@ -256,6 +322,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             asyncio.run(_serve(settings))
         elif args.command == "apikey":
             asyncio.run(_apikey(settings, args))
+        elif args.command == "user":
+            asyncio.run(_user(settings, args))
         elif args.command == "migrate":
             from gateway.runtime import open_services
 

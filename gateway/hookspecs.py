@@ -76,7 +76,10 @@ def msggate_callback_routes() -> list[CallbackRoute]:
     authentication, so its handler must verify the provider's signature or token itself. The
     handler gets the request and a :class:`gateway.receipts.Receipts`; it calls
     ``await receipts.record(channel, [Receipt(...)])`` to mark deliveries ``delivered`` or
-    ``undelivered`` by the provider's id, and answers what the provider expects.
+    ``undelivered`` by the provider's id, and answers what the provider expects. A route whose
+    path names the account (``/sms/aliyun/{account}/{token}``) looks it up with
+    ``await receipts.account(name)`` to check the caller against it, and sets
+    ``Receipt.account`` so that the push settles only that account's deliveries.
     """
 
 

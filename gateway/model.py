@@ -143,7 +143,12 @@ class MessageRow(msgspec.Struct, frozen=True):
 
 
 class Receipt(msgspec.Struct, frozen=True):
-    """A provider's report on a delivery it accepted earlier."""
+    """A provider's report on a delivery it accepted earlier.
+
+    It settles the delivery of its channel with ``provider_id`` (and ``recipient``, if given);
+    with ``account`` (an account name), only a delivery of a message sent through that account,
+    so a push verified for one account cannot settle another account's deliveries.
+    """
 
     provider_id: str
     delivered: bool
@@ -152,6 +157,7 @@ class Receipt(msgspec.Struct, frozen=True):
     reason: str | None = None
     at: dt.datetime | None = None
     detail: dict[str, Any] = {}
+    account: str | None = None
 
 
 class SandboxRow(msgspec.Struct, frozen=True):

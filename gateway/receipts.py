@@ -5,6 +5,8 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 
+from gateway.accounts import Accounts
+from gateway.channel import AccountRef
 from gateway.events import DeliveryEvent
 from gateway.model import Receipt
 from gateway.plugins import Plugins
@@ -14,14 +16,40 @@ log = logging.getLogger(__name__)
 
 
 class Receipts:
-    """Applies receipts that callback routes (or polling plugins) receive."""
+    """Applies receipts that callback routes (or polling plugins) receive.
 
-    def __init__(self, store: Store, plugins: Plugins) -> None:
+    A callback route's handler gets this service (``handler(request, receipts)``): it looks up
+    the account a push arrived for with :meth:`account`, checks the caller against it, and
+    hands the receipts to :meth:`record`.
+    """
+
+    def __init__(self, store: Store, plugins: Plugins, accounts: Accounts) -> None:
         self.store = store
         self.plugins = plugins
+        self.accounts = accounts
+
+    async def account(self, name: str) -> AccountRef | None:
+        """The account named ``name`` as its channel sees it, or None if there is none.
+
+        For checking a push against the account's own settings (a receipt token, the addresses
+        pushes may come from) before recording anything. ``config`` is an instance of the
+        channel's ``account_type`` with secrets in clear, so ``isinstance(ref.config,
+        MyAccount)`` also tells a handler that the account is one of its channel's; it is None
+        for a sandbox account (which sends nothing, so gets no receipts) and for an account
+        whose channel is not loaded.
+        """
+        row = await self.store.account_by_name(name)
+        if row is None:
+            return None
+        resolved = await self.accounts.resolve(row.id, row.revision)
+        return resolved[1] if resolved is not None else None
 
     async def record(self, channel: str, receipts: Sequence[Receipt]) -> int:
-        """Update the deliveries the receipts name; return how many matched."""
+        """Update the deliveries the receipts name; return how many matched.
+
+        A receipt with an ``account`` settles only a delivery of a message sent through that
+        account: set it to the account the push was verified for.
+        """
         if not receipts:
             return 0
         events = await self.store.record_receipts(channel, receipts)

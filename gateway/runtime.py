@@ -46,9 +46,8 @@ async def open_services(
         accounts = Accounts(store, plugins, box)
         messages = MessageService(store, plugins, settings.accept_batch)
         limiter = rate_limiter(settings.redis_url)
-        services = Services(
-            settings, store, plugins, accounts, messages, ApiKeys(store), Receipts(store, plugins)
-        )
+        receipts = Receipts(store, plugins, accounts)
+        services = Services(settings, store, plugins, accounts, messages, ApiKeys(store), receipts)
         task = None
         if dispatch:
             services.dispatcher = Dispatcher(store, plugins, accounts, settings, limiter)

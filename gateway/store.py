@@ -29,6 +29,17 @@ from gateway.sql import QUERIES as Q
 T = TypeVar("T")
 
 NOTIFY_CHANNEL = "msggate_due"
+# The Receipt fields record_receipts passes, in the order of the query's arrays ($2 ...).
+RECEIPT_COLUMNS = (
+    "provider_id",
+    "recipient",
+    "delivered",
+    "code",
+    "reason",
+    "at",
+    "detail",
+    "account",
+)
 
 # What it looks like when PostgreSQL is down or unreachable (callers answer 503 / 451).
 UNAVAILABLE: tuple[type[BaseException], ...] = (
@@ -171,13 +182,11 @@ class Store:
         return _rows(EventRow, records)
 
     async def record_receipts(self, channel: str, receipts: Sequence[Receipt]) -> list[EventRow]:
-        """Apply provider receipts; returns the receipt events of the deliveries they matched."""
-        cols: list[list[Any]] = [[] for _ in range(7)]
-        for r in receipts:
-            for i, value in enumerate(
-                (r.provider_id, r.recipient, r.delivered, r.code, r.reason, r.at, r.detail)
-            ):
-                cols[i].append(value)
+        """Apply provider receipts; returns the receipt events of the deliveries they matched.
+
+        A receipt naming an ``account`` matches only deliveries of messages sent through it.
+        """
+        cols = [[getattr(r, field) for r in receipts] for field in RECEIPT_COLUMNS]
         async with self.pool.acquire() as conn, conn.transaction():
             records = await conn.fetch(Q["record_receipts"], channel, *cols)
             if len(records) < len(receipts) and random.random() < 0.01:

@@ -1,22 +1,19 @@
 """The conformance kit for channel plugin authors: the tests every channel must pass.
 
-Writing a channel plugin? Subclass :class:`ChannelConformance` in your test suite, give it five
-fixtures, and pytest runs the same checks msggate runs on its own e-mail channel::
+Writing a channel plugin? Subclass :class:`ChannelConformance` in your test suite, give it your
+channel class and four fixtures, and pytest runs the same checks msggate runs on its own e-mail
+channel::
 
     # tests/test_conformance.py of msggate-feishu
     import pytest
 
-    from gateway.channel import AccountRef, Outgoing
-    from gateway.testing import ChannelConformance
+    from gateway.channel import AccountRef
+    from gateway.testing import ChannelConformance, outgoing
     from msggate_feishu.channel import FeishuAccount, FeishuChannel
 
 
     class TestFeishuConformance(ChannelConformance):
-        @pytest.fixture
-        async def channel(self):
-            channel = FeishuChannel()  # a fresh one per test: one of the tests closes it
-            yield channel
-            await channel.close()
+        channel_type = FeishuChannel  # the kit makes a fresh one per test and closes it
 
         @pytest.fixture
         def account(self, fake_feishu):  # your fake provider, listening on a real socket
@@ -36,16 +33,18 @@ fixtures, and pytest runs the same checks msggate runs on its own e-mail channel
 
         @pytest.fixture
         def outgoing_for(self):
-            def make(recipient: str) -> Outgoing:
-                return Outgoing(delivery_id="d-1", message_id="m-1", recipient=recipient,
-                                subject="Conformance", text="hello from the conformance kit")
+            def make(recipient: str):
+                return outgoing(recipient, subject="Conformance",
+                                text="hello from the conformance kit")
             return make
 
 What each fixture must give:
 
 ``channel``
     The channel object your ``msggate_channels`` hook returns, new for each test (function
-    scope), closed at teardown. ``test_close_is_idempotent`` closes it twice on purpose.
+    scope), closed at teardown. ``test_close_is_idempotent`` closes it twice on purpose. Set
+    the class attribute ``channel_type`` to your channel class and the kit's own fixture does
+    this; override the fixture when your channel needs arguments.
 ``account``
     An :class:`~gateway.channel.AccountRef` whose ``config`` is an instance of your
     ``account_type`` (exactly what the gateway hands your channel), working against your fake
@@ -58,7 +57,8 @@ What each fixture must give:
     An address your ``check_recipient`` accepts and the fake provider delivers to.
 ``outgoing_for``
     A callable ``recipient -> Outgoing``; the kit varies the content itself (text only, HTML
-    only if you declare ``ContentKind.RICH``, no subject).
+    only if you declare ``ContentKind.RICH``, no subject). :func:`outgoing` builds one with
+    fresh ids. Without the fixture the kit sends a subject ("Conformance") and a short text.
 
 Optional fixtures: leave one out and the tests that need it are skipped, saying which fixture
 would run them. Give them all: they are what proves your classification.
@@ -96,7 +96,8 @@ channel is closed.
 Run against a fake provider on a real socket, not a mock of your HTTP client: the point is to
 see your channel turn real provider answers into outcomes. :func:`serving` runs an aiohttp
 application (your fake) on a free port for a test; :func:`running_gateway` starts a whole
-gateway with your installed plugin, for an end-to-end test over HTTP. The async tests are marked
+gateway with your installed plugin, for an end-to-end test over HTTP (:func:`start_gateway`
+and :func:`gateway_settings` for fixtures that start several). The async tests are marked
 ``pytest.mark.asyncio``, so ``pytest-asyncio`` must be installed (any mode). Add your own tests
 for what only your provider does (its error codes and how you classify them) next to these.
 
@@ -114,16 +115,14 @@ import contextlib
 import gc
 import inspect
 import logging
-import time
+import uuid
 import warnings
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping
-from pathlib import Path
-from secrets import token_hex
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar
 
-import aiohttp
 import msgspec
 import pytest
+import pytest_asyncio
 from aiohttp import web
 
 from gateway.channel import (
@@ -138,12 +137,30 @@ from gateway.channel import (
     Sent,
 )
 from gateway.plugins import contract_problem
-
-if TYPE_CHECKING:
-    from gateway.plugins import Plugins
-    from gateway.services import Services
+from gateway.running import (
+    TERMINAL,
+    RunningGateway,
+    gateway_settings,
+    running_gateway,
+    start_gateway,
+)
 
 log = logging.getLogger(__name__)
+
+__all__ = [
+    "TERMINAL",
+    "Cases",
+    "ChannelConformance",
+    "OutgoingFor",
+    "RunningGateway",
+    "channel_fixture",
+    "check_channel_contract",
+    "gateway_settings",
+    "outgoing",
+    "running_gateway",
+    "serving",
+    "start_gateway",
+]
 
 CHANNEL_NAME_MAX = 64  # the API's limit on a channel name (AccountIn, MessageIn)
 MIN_SECRET_LENGTH = 8  # shorter secrets could turn up in a repr by coincidence
@@ -340,6 +357,8 @@ async def _no_leaks(grace: float) -> AsyncIterator[None]:
 class ChannelConformance:
     """Tests every channel must pass; subclass it and provide the fixtures (see the module).
 
+    ``channel_type`` is your channel class: the ``channel`` fixture makes one per test and closes
+    it afterwards (override the fixture instead when the channel needs arguments).
     ``send_timeout`` bounds every call into the channel, so a hanging channel fails the test
     instead of stalling the suite (the dispatcher likewise gives up on a send after 80% of the
     lease). ``cancel_after`` is how long the kit lets a ``slow_outgoing`` send run before it
@@ -349,10 +368,19 @@ class ChannelConformance:
     send_timeout: ClassVar[float] = 30.0
     cancel_after: ClassVar[float] = 0.2
     leak_grace: ClassVar[float] = 5.0
+    channel_type: ClassVar[Callable[[], Channel] | None] = None
 
-    @pytest.fixture
-    def channel(self) -> Channel:
-        raise NotImplementedError("override the `channel` fixture: your channel, new per test")
+    @pytest_asyncio.fixture
+    async def channel(self) -> AsyncIterator[Channel]:
+        """A new ``channel_type()`` per test, closed at teardown."""
+        if self.channel_type is None:
+            raise NotImplementedError(
+                "set `channel_type` (your Channel class) or override the `channel` fixture:"
+                " your channel, new per test"
+            )
+        channel = self.channel_type()
+        yield channel
+        await channel.close()
 
     @pytest.fixture
     def account(self) -> AccountRef:
@@ -368,7 +396,11 @@ class ChannelConformance:
 
     @pytest.fixture
     def outgoing_for(self) -> OutgoingFor:
-        raise NotImplementedError("override the `outgoing_for` fixture: recipient -> Outgoing")
+        """By default a delivery with a subject and a short text; override it for templates,
+        options or whatever else your channel needs."""
+        return lambda recipient: outgoing(
+            recipient, subject="Conformance", text="hello from the conformance kit"
+        )
 
     @pytest.fixture
     def retry_outgoing(self) -> Cases:
@@ -708,6 +740,28 @@ class ChannelConformance:
 # -- helpers for a plugin's own tests ---------------------------------------------------------
 
 
+def outgoing(recipient: str, **fields: Any) -> Outgoing:
+    """An :class:`~gateway.channel.Outgoing` to ``recipient`` with fresh delivery and message
+    ids, as the dispatcher hands one to ``send``; ``fields`` set the rest (``text``,
+    ``subject``, ``template``, ``variables``, ``options`` ...)."""
+    return Outgoing(
+        delivery_id=str(uuid.uuid4()), message_id=str(uuid.uuid4()), recipient=recipient, **fields
+    )
+
+
+def channel_fixture(channel_type: Callable[[], Channel], name: str = "channel") -> Any:
+    """A pytest fixture ``name`` giving a new ``channel_type()`` per test, closed at teardown;
+    in a test module or ``conftest.py``: ``channel = channel_fixture(MyChannel)``."""
+
+    @pytest_asyncio.fixture(name=name)
+    async def fixture() -> AsyncIterator[Channel]:
+        channel = channel_type()
+        yield channel
+        await channel.close()
+
+    return fixture
+
+
 @contextlib.asynccontextmanager
 async def serving(app: web.Application, host: str = "127.0.0.1") -> AsyncIterator[str]:
     """Serve ``app`` (your fake provider) on a free port for the block; yield its base URL.
@@ -722,118 +776,5 @@ async def serving(app: web.Application, host: str = "127.0.0.1") -> AsyncIterato
         await site.start()
         port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
         yield f"http://{host}:{port}"
-    finally:
-        await runner.cleanup()
-
-
-TERMINAL = frozenset({"sent", "failed"})
-
-
-class RunningGateway:
-    """A gateway started by :func:`running_gateway`: its URL, an API key and an HTTP client.
-
-    ``http`` is an ``aiohttp.ClientSession`` on the gateway's URL that sends the API key;
-    ``services`` is the gateway's service layer, for checks the API does not offer.
-    """
-
-    def __init__(self, url: str, api_key: str, services: Services) -> None:
-        self.url = url
-        self.api_key = api_key
-        self.services = services
-        self.http = aiohttp.ClientSession(
-            base_url=url, headers={"Authorization": f"Bearer {api_key}"}
-        )
-
-    async def request(self, method: str, path: str, **kwargs: Any) -> tuple[int, Any]:
-        """``(status, JSON body)`` of an API call (body None for 204)."""
-        async with self.http.request(method, path, **kwargs) as response:
-            body = await response.json() if response.status != 204 else None
-            return response.status, body
-
-    async def post(self, path: str, body: Any) -> tuple[int, Any]:
-        return await self.request("POST", path, json=body)
-
-    async def get(self, path: str, **kwargs: Any) -> tuple[int, Any]:
-        return await self.request("GET", path, **kwargs)
-
-    async def create_account(self, channel: str, name: str, config: dict[str, Any]) -> dict:
-        """``POST /api/v1/accounts`` (the channel validates it); return the account as shown."""
-        status, body = await self.post(
-            "/api/v1/accounts", {"channel": channel, "name": name, "config": config}
-        )
-        assert status == 201, f"account {name!r} refused: {status} {body}"
-        return body
-
-    async def send(self, **message: Any) -> dict:
-        """``POST /api/v1/messages`` with these fields; return the 202 answer (with ``id``)."""
-        status, body = await self.post("/api/v1/messages", message)
-        assert status == 202, f"message refused: {status} {body}"
-        return body
-
-    async def wait_done(
-        self, message_id: str, timeout: float = 20, statuses: frozenset[str] = TERMINAL
-    ) -> dict:
-        """Poll the message until every delivery has one of ``statuses``; return it."""
-        deadline = time.monotonic() + timeout
-        while True:
-            status, body = await self.get(f"/api/v1/messages/{message_id}")
-            assert status == 200, body
-            if all(d["status"] in statuses for d in body["deliveries"]):
-                return body
-            if time.monotonic() > deadline:
-                raise AssertionError(f"deliveries not {set(statuses)} in {timeout}s: {body}")
-            await asyncio.sleep(0.05)
-
-
-@contextlib.asynccontextmanager
-async def running_gateway(
-    data_dir: str | Path,
-    *,
-    plugins: Plugins | None = None,
-    database_url: str | None = None,
-    **settings: Any,
-) -> AsyncIterator[RunningGateway]:
-    """A whole gateway in the test's event loop, on a free port of 127.0.0.1, for the block.
-
-    It loads the installed plugins (yours, through its entry point) unless ``plugins`` is given,
-    and runs its dispatcher with quick retries (0.2 s, at most 3 attempts) and a 5 s lease.
-    Without ``database_url`` it uses the embedded PostgreSQL in ``data_dir`` (the gateway's own
-    default: nothing to set up; it starts in about a second and stops when the process exits),
-    so give a session-wide ``data_dir`` that outlives the session (not pytest's ``tmp_path``,
-    which may be locked by then). ``settings`` override any :class:`gateway.config.Settings`
-    field. Callback routes are served under ``/callbacks``.
-    """
-    from gateway.app import create_app
-    from gateway.config import Settings
-    from gateway.crypto import new_key
-    from gateway.services import SERVICES
-
-    values: dict[str, Any] = dict(
-        data_dir=str(data_dir),
-        database_url=database_url,
-        secret_key=new_key(),
-        http_host="127.0.0.1",
-        http_port=0,
-        retry_base_seconds=0.2,
-        retry_max_seconds=1.0,
-        poll_seconds=0.5,
-        lease_seconds=5.0,
-        max_attempts=3,
-    )
-    values.update(settings)
-    app = create_app(Settings(**values), plugins=plugins)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    try:
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-        services = app[SERVICES]
-        _, key = await services.api_keys.create(f"test-{token_hex(4)}")
-        gateway = RunningGateway(f"http://127.0.0.1:{port}", key, services)
-        try:
-            yield gateway
-        finally:
-            await gateway.http.close()
     finally:
         await runner.cleanup()

@@ -1,4 +1,5 @@
-"""Shared set-up for the DingTalk tests: a fake DingTalk on a real socket, accounts, messages."""
+"""Shared set-up for the DingTalk tests: a fake DingTalk on a real socket (the ``dingtalk``
+fixture, registered in ``tests/conftest.py``), accounts, messages."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import msgspec
+import pytest
 
 from gateway.channel import AccountRef, Outgoing
 from plugins.dingtalk import fake
@@ -39,6 +41,13 @@ async def running_fake(**state_settings: Any) -> AsyncIterator[Fake]:
     state.add_app(APPKEY, APPSECRET, AGENT_ID, users=USERS)
     async with fake.serve(state) as url:
         yield Fake(state, url)
+
+
+@pytest.fixture
+async def dingtalk() -> AsyncIterator[Fake]:
+    """A fresh fake DingTalk on a real socket (:func:`running_fake`), per test."""
+    async with running_fake() as fake:
+        yield fake
 
 
 def robot_ref(url: str, name: str = "ops-robot", revision: int = 1, **config: Any) -> AccountRef:

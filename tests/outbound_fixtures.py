@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
@@ -10,7 +9,7 @@ from typing import Any
 import pytest
 
 from gateway.channel import AccountRef, Outgoing
-from gateway.testing import serving
+from gateway.testing import channel_fixture, outgoing, serving
 from plugins.aliyun.fake import FakeRpcGateway
 from plugins.outbound.account import OutboundAccount
 from plugins.outbound.channel import OutboundChannel
@@ -56,16 +55,10 @@ async def outbound(outbound_fake: OutboundFake) -> AsyncIterator[RunningOutbound
         await outbound_fake.settle()
 
 
-@pytest.fixture
-async def outbound_channel() -> AsyncIterator[OutboundChannel]:
-    channel = OutboundChannel()
-    yield channel
-    await channel.close()
+outbound_channel = channel_fixture(OutboundChannel, "outbound_channel")
 
 
 def call(recipient: str = CALLEE, **fields: Any) -> Outgoing:
     fields.setdefault("template", SCRIPT)
     fields.setdefault("variables", {"name": "张三"})
-    return Outgoing(
-        delivery_id=str(uuid.uuid4()), message_id=str(uuid.uuid4()), recipient=recipient, **fields
-    )
+    return outgoing(recipient, **fields)

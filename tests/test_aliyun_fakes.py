@@ -4,7 +4,6 @@ driven over HTTP (faults, receipts), with the gateway checks of the shared core.
 from __future__ import annotations
 
 import time
-import uuid
 
 import aiohttp
 from aiohttp import web
@@ -12,7 +11,7 @@ from aiohttp import web
 from gateway.callbacks import fake_providers_app
 from gateway.channel import AccountRef, Outgoing, Retry, Sent
 from gateway.plugins import Plugins
-from gateway.testing import serving
+from gateway.testing import outgoing, serving
 from plugins.aliyun.fake import FakeRpcGateway, parse_timestamp
 from plugins.aliyun.signature import signed_params
 from plugins.sms import fake as sms_fake
@@ -26,13 +25,7 @@ from plugins.voice.channel import VoiceChannel
 
 
 def _outgoing(recipient: str, template: str, **variables: str) -> Outgoing:
-    return Outgoing(
-        delivery_id=str(uuid.uuid4()),
-        message_id=str(uuid.uuid4()),
-        recipient=recipient,
-        template=template,
-        variables=variables,
-    )
+    return outgoing(recipient, template=template, variables=variables)
 
 
 async def test_fakes_mounted_under_their_names_take_the_demo_credentials():

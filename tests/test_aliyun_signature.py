@@ -18,6 +18,7 @@ from plugins.aliyun.signature import (
     signed_params,
     string_to_sign,
 )
+from tests.aliyun_support import VECTOR_C
 
 SECRET = "testSecret"
 
@@ -69,26 +70,6 @@ VECTOR_B = {
     "Timestamp": "2017-07-12T02:42:19Z",
     "TtsCode": "TTS_158490013",
     "TtsParam": '{"customer":"test"}',
-    "Version": "2017-05-25",
-}
-
-VECTOR_C = {
-    "AccessKeyId": "testId",
-    "Action": "BatchRobotSmartCall",
-    "CalledNumber": "13900000000,13900000001",
-    "CalledShowNumber": "057100000000",
-    "CorpName": "示例科技有限公司",
-    "DialogId": "1000001234",
-    "Format": "JSON",
-    "RegionId": "cn-hangzhou",
-    "SignatureMethod": "HMAC-SHA1",
-    "SignatureNonce": "c0ffee00-0000-4000-8000-000000000001",
-    "SignatureVersion": "1.0",
-    "TaskName": "alert-42",
-    "Timestamp": "2024-01-02T03:04:05Z",
-    "TtsParam": '[{"number":"13900000000","params":["张三"]},'
-    '{"number":"13900000001","params":["李四"]}]',
-    "TtsParamHead": '["name"]',
     "Version": "2017-05-25",
 }
 

@@ -4,17 +4,16 @@ the token cache start empty)."""
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import AsyncIterator
+from typing import Any, ClassVar
 
 import pytest
 
 from gateway.channel import AccountRef, Outgoing
-from gateway.testing import ChannelConformance, OutgoingFor
+from gateway.testing import ChannelConformance, OutgoingFor, outgoing
 from plugins.dingtalk.notice import DingTalkChannel
 from plugins.dingtalk.options import NoticeOptions, RobotOptions
 from plugins.dingtalk.robot import DingTalkRobotChannel
-from tests.dingtalk_support import Fake, app_ref, robot_ref, running_fake
+from tests.dingtalk_support import Fake, app_ref, robot_ref
 
 # recipient -> what the fake answers for it (HTTP status, errcode body, or a delay)
 ROBOT_RETRY = {
@@ -40,126 +39,86 @@ NOTICE_FAILED = {
 SLOW = {"delay": 1.0}
 
 
-@pytest.fixture
-async def fake() -> AsyncIterator[Fake]:
-    async with running_fake() as fake:
-        yield fake
+class DingTalkConformance(ChannelConformance):
+    """What both DingTalk channels share: faults set by recipient in the fake."""
 
-
-class TestDingTalkRobotConformance(ChannelConformance):
     send_timeout = 10.0
+    options: ClassVar[Any]  # the channel's options on every delivery
+    retry: ClassVar[dict[str, dict[str, Any]]]  # recipient -> temporary fault
+    failed: ClassVar[dict[str, dict[str, Any]]]  # recipient -> permanent fault
+    slow: ClassVar[str]  # a recipient the fake answers after a second
 
     @pytest.fixture
-    async def channel(self) -> AsyncIterator[DingTalkRobotChannel]:
-        channel = DingTalkRobotChannel()
-        yield channel
-        await channel.close()
+    def outgoing_for(self) -> OutgoingFor:
+        return lambda recipient: outgoing(
+            recipient,
+            subject="Conformance",
+            text="hello from the conformance kit",
+            options=self.options,
+        )
 
     @pytest.fixture
-    def account(self, fake: Fake) -> AccountRef:
-        return robot_ref(fake.url, name="conformance")
+    def retry_outgoing(self, dingtalk: Fake, outgoing_for: OutgoingFor) -> dict[str, Outgoing]:
+        for recipient, fault in self.retry.items():
+            dingtalk.state.fail_for(recipient, **fault)
+        return {recipient: outgoing_for(recipient) for recipient in self.retry}
 
     @pytest.fixture
-    def bad_account(self, fake: Fake) -> AccountRef:
-        return robot_ref(fake.url, name="conformance-bad", secret="SECconformance-wrong-secret")
+    def failed_outgoing(self, dingtalk: Fake, outgoing_for: OutgoingFor) -> dict[str, Outgoing]:
+        for recipient, fault in self.failed.items():
+            dingtalk.state.fail_for(recipient, **fault)
+        return {recipient: outgoing_for(recipient) for recipient in self.failed}
+
+    @pytest.fixture
+    def slow_outgoing(self, dingtalk: Fake, outgoing_for: OutgoingFor) -> Outgoing:
+        dingtalk.state.fail_for(self.slow, **SLOW)
+        return outgoing_for(self.slow)
+
+
+class TestDingTalkRobotConformance(DingTalkConformance):
+    channel_type = DingTalkRobotChannel
+    options = RobotOptions(msgtype="markdown")
+    retry, failed, slow = ROBOT_RETRY, ROBOT_FAILED, "13900000009"
+
+    @pytest.fixture
+    def account(self, dingtalk: Fake) -> AccountRef:
+        return robot_ref(dingtalk.url, name="conformance")
+
+    @pytest.fixture
+    def bad_account(self, dingtalk: Fake) -> AccountRef:
+        return robot_ref(dingtalk.url, name="conformance-bad", secret="SECconformance-wrong-secret")
 
     @pytest.fixture
     def recipient(self) -> str:
         return "13800001111"
 
-    @pytest.fixture
-    def outgoing_for(self) -> OutgoingFor:
-        def make(recipient: str) -> Outgoing:
-            return Outgoing(
-                delivery_id=str(uuid.uuid4()),
-                message_id=str(uuid.uuid4()),
-                recipient=recipient,
-                subject="Conformance",
-                text="hello from the conformance kit",
-                options=RobotOptions(msgtype="markdown"),
-            )
-
-        return make
-
-    @pytest.fixture
-    def retry_outgoing(self, fake: Fake, outgoing_for: OutgoingFor) -> dict[str, Outgoing]:
-        for mobile, fault in ROBOT_RETRY.items():
-            fake.state.fail_for(mobile, **fault)
-        return {mobile: outgoing_for(mobile) for mobile in ROBOT_RETRY}
-
-    @pytest.fixture
-    def failed_outgoing(self, fake: Fake, outgoing_for: OutgoingFor) -> dict[str, Outgoing]:
-        for mobile, fault in ROBOT_FAILED.items():
-            fake.state.fail_for(mobile, **fault)
-        return {mobile: outgoing_for(mobile) for mobile in ROBOT_FAILED}
-
-    @pytest.fixture
-    def slow_outgoing(self, fake: Fake, outgoing_for: OutgoingFor) -> Outgoing:
-        fake.state.fail_for("13900000009", **SLOW)
-        return outgoing_for("13900000009")
-
     async def test_sent_posts_reach_the_fake_signed(
-        self, channel, account, fake, recipient, outgoing_for
+        self, channel, account, dingtalk, recipient, outgoing_for
     ) -> None:
         await self._send(channel, account, outgoing_for(recipient))
-        [post] = fake.state.robot_posts
+        [post] = dingtalk.state.robot_posts
         assert post.signed and post.body["at"]["atMobiles"] == [recipient]
 
 
-class TestDingTalkNoticeConformance(ChannelConformance):
-    send_timeout = 10.0
+class TestDingTalkNoticeConformance(DingTalkConformance):
+    channel_type = DingTalkChannel
+    options = NoticeOptions()
+    retry, failed, slow = NOTICE_RETRY, NOTICE_FAILED, "slow-user"
 
     @pytest.fixture
-    async def channel(self) -> AsyncIterator[DingTalkChannel]:
-        channel = DingTalkChannel()
-        yield channel
-        await channel.close()
+    def account(self, dingtalk: Fake) -> AccountRef:
+        return app_ref(dingtalk.url, name="conformance")
 
     @pytest.fixture
-    def account(self, fake: Fake) -> AccountRef:
-        return app_ref(fake.url, name="conformance")
-
-    @pytest.fixture
-    def bad_account(self, fake: Fake) -> AccountRef:
-        return app_ref(fake.url, name="conformance-bad", appsecret="conformance-wrong-secret")
+    def bad_account(self, dingtalk: Fake) -> AccountRef:
+        return app_ref(dingtalk.url, name="conformance-bad", appsecret="conformance-wrong-secret")
 
     @pytest.fixture
     def recipient(self) -> str:
         return "manager4220"
 
-    @pytest.fixture
-    def outgoing_for(self) -> OutgoingFor:
-        def make(recipient: str) -> Outgoing:
-            return Outgoing(
-                delivery_id=str(uuid.uuid4()),
-                message_id=str(uuid.uuid4()),
-                recipient=recipient,
-                subject="Conformance",
-                text="hello from the conformance kit",
-                options=NoticeOptions(),
-            )
-
-        return make
-
-    @pytest.fixture
-    def retry_outgoing(self, fake: Fake, outgoing_for: OutgoingFor) -> dict[str, Outgoing]:
-        for userid, fault in NOTICE_RETRY.items():
-            fake.state.fail_for(userid, **fault)
-        return {userid: outgoing_for(userid) for userid in NOTICE_RETRY}
-
-    @pytest.fixture
-    def failed_outgoing(self, fake: Fake, outgoing_for: OutgoingFor) -> dict[str, Outgoing]:
-        for userid, fault in NOTICE_FAILED.items():
-            fake.state.fail_for(userid, **fault)
-        return {userid: outgoing_for(userid) for userid in NOTICE_FAILED}
-
-    @pytest.fixture
-    def slow_outgoing(self, fake: Fake, outgoing_for: OutgoingFor) -> Outgoing:
-        fake.state.fail_for("slow-user", **SLOW)
-        return outgoing_for("slow-user")
-
     async def test_sent_notices_reach_the_fake(
-        self, channel, account, fake, recipient, outgoing_for
+        self, channel, account, dingtalk, recipient, outgoing_for
     ) -> None:
         outcome = await self._send(channel, account, outgoing_for(recipient))
-        assert fake.state.notices[int(outcome.provider_id)].userids == [recipient]
+        assert dingtalk.state.notices[int(outcome.provider_id)].userids == [recipient]

@@ -22,16 +22,9 @@ from tests.dingtalk_support import (
     app_ref,
     outgoing,
     robot_ref,
-    running_fake,
 )
 
 ASYNCSEND = "/topapi/message/corpconversation/asyncsend_v2"
-
-
-@pytest.fixture
-async def fake() -> AsyncIterator[Fake]:
-    async with running_fake() as fake:
-        yield fake
 
 
 @pytest.fixture
@@ -45,46 +38,46 @@ async def call(http, method: str, url: str, **kwargs) -> tuple[int, dict]:
         return response.status, await response.json()
 
 
-async def token(http, fake: Fake) -> str:
+async def token(http, dingtalk: Fake) -> str:
     _, answer = await call(
-        http, "GET", f"{fake.url}/gettoken", params={"appkey": APPKEY, "appsecret": APPSECRET}
+        http, "GET", f"{dingtalk.url}/gettoken", params={"appkey": APPKEY, "appsecret": APPSECRET}
     )
     return answer["access_token"]
 
 
-async def test_gettoken_returns_the_same_token_while_it_is_valid(http, fake):
-    first, second = await token(http, fake), await token(http, fake)
+async def test_gettoken_returns_the_same_token_while_it_is_valid(http, dingtalk):
+    first, second = await token(http, dingtalk), await token(http, dingtalk)
     assert first == second
     status, answer = await call(
-        http, "GET", f"{fake.url}/gettoken", params={"appkey": APPKEY, "appsecret": "nope"}
+        http, "GET", f"{dingtalk.url}/gettoken", params={"appkey": APPKEY, "appsecret": "nope"}
     )
     assert status == 200 and answer == {"errcode": 40096, "errmsg": "不合法的appKey或appSecret"}
-    fake.state.expire_tokens()
-    assert await token(http, fake) != first
+    dingtalk.state.expire_tokens()
+    assert await token(http, dingtalk) != first
 
 
-async def test_v1_oauth2_access_token_endpoint(http, fake):
+async def test_v1_oauth2_access_token_endpoint(http, dingtalk):
     status, answer = await call(
         http,
         "POST",
-        f"{fake.url}/v1.0/oauth2/accessToken",
+        f"{dingtalk.url}/v1.0/oauth2/accessToken",
         json={"appKey": APPKEY, "appSecret": APPSECRET},
     )
     assert status == 200 and answer["expireIn"] == 7200 and answer["accessToken"]
     status, answer = await call(
-        http, "POST", f"{fake.url}/v1.0/oauth2/accessToken", json={"appKey": APPKEY}
+        http, "POST", f"{dingtalk.url}/v1.0/oauth2/accessToken", json={"appKey": APPKEY}
     )
     assert status == 400 and answer["code"] == "invalidClientIdOrSecret"
 
 
-async def test_asyncsend_checks_token_recipients_and_the_legacy_cap(http, fake):
-    url = f"{fake.url}{ASYNCSEND}"
+async def test_asyncsend_checks_token_recipients_and_the_legacy_cap(http, dingtalk):
+    url = f"{dingtalk.url}{ASYNCSEND}"
     msg = {"msgtype": "text", "text": {"content": "hi"}}
     _, blank = await call(http, "POST", url, json={"agent_id": AGENT_ID, "msg": msg})
     assert (blank["errcode"], blank["sub_code"]) == (88, "40000")
     _, bad = await call(http, "POST", url, params={"access_token": "forged"}, json={})
     assert (bad["errcode"], bad["sub_code"]) == (88, "40014")
-    params = {"access_token": await token(http, fake)}
+    params = {"access_token": await token(http, dingtalk)}
     _, nobody = await call(
         http, "POST", url, params=params, json={"agent_id": AGENT_ID, "msg": msg}
     )
@@ -97,40 +90,45 @@ async def test_asyncsend_checks_token_recipients_and_the_legacy_cap(http, fake):
     body = {"agent_id": AGENT_ID, "userid_list": many, "msg": msg}
     _, ok = await call(http, "POST", url, params=params, json=body)
     assert ok["errcode"] == 0 and ok["task_id"]
-    fake.state.legacy_limits = True
+    dingtalk.state.legacy_limits = True
     _, capped = await call(http, "POST", url, params=params, json=body)
     assert capped["errcode"] == 88 and "100" in capped["sub_msg"]
 
 
-async def test_getsendresult_knows_only_the_apps_own_tasks(http, fake):
-    params = {"access_token": await token(http, fake)}
-    url = f"{fake.url}/topapi/message/corpconversation/getsendresult"
+async def test_getsendresult_knows_only_the_apps_own_tasks(http, dingtalk):
+    params = {"access_token": await token(http, dingtalk)}
+    url = f"{dingtalk.url}/topapi/message/corpconversation/getsendresult"
     _, answer = await call(
         http, "POST", url, params=params, json={"agent_id": AGENT_ID, "task_id": 1}
     )
     assert answer["errcode"] == 88 and "task_id" in answer["sub_msg"]
 
 
-async def test_control_routes_add_robots_inject_faults_and_count(http, fake):
+async def test_control_routes_add_robots_inject_faults_and_count(http, dingtalk):
     status, _ = await call(
-        http, "POST", f"{fake.url}/_fake/robots", json={"access_token": "bench", "per_minute": 5000}
+        http,
+        "POST",
+        f"{dingtalk.url}/_fake/robots",
+        json={"access_token": "bench", "per_minute": 5000},
     )
-    assert status == 201 and fake.state.robots["bench"].per_minute == 5000
+    assert status == 201 and dingtalk.state.robots["bench"].per_minute == 5000
     status, _ = await call(
-        http, "POST", f"{fake.url}/_fake/faults", json={"route": "robot", "status": 503}
+        http, "POST", f"{dingtalk.url}/_fake/faults", json={"route": "robot", "status": 503}
     )
     assert status == 201
-    status, answer = await call(http, "POST", f"{fake.url}/_fake/faults", json={"route": "nope"})
+    status, answer = await call(
+        http, "POST", f"{dingtalk.url}/_fake/faults", json={"route": "nope"}
+    )
     assert status == 400 and "unknown route" in answer["error"]
     channel = DingTalkRobotChannel()
     try:
-        account = robot_ref(fake.url, access_token="bench", secret=None)
+        account = robot_ref(dingtalk.url, access_token="bench", secret=None)
         first = await channel.send(account, outgoing())
         second = await channel.send(account, outgoing())
     finally:
         await channel.close()
     assert first.code == "503" and isinstance(second, Sent)
-    _, summary = await call(http, "GET", f"{fake.url}/_fake/state")
+    _, summary = await call(http, "GET", f"{dingtalk.url}/_fake/state")
     assert summary["counts"]["robot"] == 2 and summary["counts"]["robot_ok"] == 1
 
 

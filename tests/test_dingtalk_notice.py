@@ -6,12 +6,12 @@ from __future__ import annotations
 
 import asyncio
 import socket
-from collections.abc import AsyncIterator
 
 import msgspec
 import pytest
 
 from gateway.channel import AccountInvalid, Failed, Retry, Sent
+from gateway.testing import channel_fixture
 from plugins.dingtalk.account import AppAccount
 from plugins.dingtalk.notice import DingTalkChannel
 from plugins.dingtalk.options import Button, NoticeOptions
@@ -21,7 +21,6 @@ from tests.dingtalk_support import (
     Fake,
     app_ref,
     outgoing,
-    running_fake,
 )
 
 USER = "manager4220"
@@ -33,17 +32,7 @@ TOKEN_EXPIRED = {
 }
 
 
-@pytest.fixture
-async def fake() -> AsyncIterator[Fake]:
-    async with running_fake() as fake:
-        yield fake
-
-
-@pytest.fixture
-async def channel() -> AsyncIterator[DingTalkChannel]:
-    channel = DingTalkChannel()
-    yield channel
-    await channel.close()
+channel = channel_fixture(DingTalkChannel)
 
 
 def closed_port() -> int:
@@ -52,33 +41,33 @@ def closed_port() -> int:
         return sock.getsockname()[1]
 
 
-async def send_ok(channel, fake: Fake, recipient: str = USER, **fields) -> tuple[Sent, dict]:
-    outcome = await channel.send(app_ref(fake.url), outgoing(recipient, **fields))
+async def send_ok(channel, dingtalk: Fake, recipient: str = USER, **fields) -> tuple[Sent, dict]:
+    outcome = await channel.send(app_ref(dingtalk.url), outgoing(recipient, **fields))
     assert isinstance(outcome, Sent), outcome
-    notice = fake.state.notices[int(outcome.provider_id)]
+    notice = dingtalk.state.notices[int(outcome.provider_id)]
     return outcome, notice.msg
 
 
 # -- message types ------------------------------------------------------------------------------
 
 
-async def test_text_notice_is_queued_with_the_task_id_as_provider_id(channel, fake):
-    outcome, msg = await send_ok(channel, fake, text="disk full")
-    notice = fake.state.notices[int(outcome.provider_id)]
+async def test_text_notice_is_queued_with_the_task_id_as_provider_id(channel, dingtalk):
+    outcome, msg = await send_ok(channel, dingtalk, text="disk full")
+    notice = dingtalk.state.notices[int(outcome.provider_id)]
     assert notice.agent_id == AGENT_ID and notice.userids == [USER]
     assert msg == {"msgtype": "text", "text": {"content": "disk full"}}
     assert outcome.units == 1 and outcome.answer == f"task_id {outcome.provider_id}"
 
 
-async def test_markdown_and_action_cards_use_the_work_notice_field_names(channel, fake):
+async def test_markdown_and_action_cards_use_the_work_notice_field_names(channel, dingtalk):
     _, msg = await send_ok(
-        channel, fake, text="### db-1", options=NoticeOptions(msgtype="markdown", title="Disk")
+        channel, dingtalk, text="### db-1", options=NoticeOptions(msgtype="markdown", title="Disk")
     )
     assert msg == {"msgtype": "markdown", "markdown": {"title": "Disk", "text": "### db-1"}}
     single = NoticeOptions(
         msgtype="action_card", single_title="Open", single_url="https://console.example/42"
     )
-    _, msg = await send_ok(channel, fake, text="### db-1\n95%", subject="Disk", options=single)
+    _, msg = await send_ok(channel, dingtalk, text="### db-1\n95%", subject="Disk", options=single)
     assert msg == {
         "msgtype": "action_card",
         "action_card": {
@@ -94,7 +83,7 @@ async def test_markdown_and_action_cards_use_the_work_notice_field_names(channel
         btn_orientation="1",
         buttons=[Button("Yes", "https://x.example/yes"), Button("No", "https://x.example/no")],
     )
-    _, msg = await send_ok(channel, fake, text="deploy?", options=buttons)
+    _, msg = await send_ok(channel, dingtalk, text="deploy?", options=buttons)
     assert msg["msgtype"] == "action_card"
     assert msg["action_card"]["btn_orientation"] == "1"
     assert msg["action_card"]["btn_json_list"] == [
@@ -113,109 +102,109 @@ def test_check_recipient_takes_userids_only(channel):
 # -- tokens -------------------------------------------------------------------------------------
 
 
-async def test_token_is_fetched_once_and_cached(channel, fake):
+async def test_token_is_fetched_once_and_cached(channel, dingtalk):
     for _ in range(5):
-        await send_ok(channel, fake)
-    assert fake.state.counts["gettoken"] == 1 and channel.tokens.fetches == 1
+        await send_ok(channel, dingtalk)
+    assert dingtalk.state.counts["gettoken"] == 1 and channel.tokens.fetches == 1
 
 
-async def test_concurrent_senders_share_one_token_fetch(channel, fake):
-    fake.state.fail_next("gettoken", delay=0.2)  # a slow fetch: every sender waits on it
+async def test_concurrent_senders_share_one_token_fetch(channel, dingtalk):
+    dingtalk.state.fail_next("gettoken", delay=0.2)  # a slow fetch: every sender waits on it
     outcomes = await asyncio.gather(
-        *(channel.send(app_ref(fake.url), outgoing(USER, text=f"n{i}")) for i in range(10))
+        *(channel.send(app_ref(dingtalk.url), outgoing(USER, text=f"n{i}")) for i in range(10))
     )
     assert all(isinstance(o, Sent) for o in outcomes)
-    assert fake.state.counts["gettoken"] == 1
+    assert dingtalk.state.counts["gettoken"] == 1
 
 
-async def test_expired_token_is_refreshed_once_and_the_send_retried_inside_it(channel, fake):
-    await send_ok(channel, fake)
-    fake.state.expire_tokens()
-    outcome, _ = await send_ok(channel, fake, text="after expiry")
+async def test_expired_token_is_refreshed_once_and_the_send_retried_inside_it(channel, dingtalk):
+    await send_ok(channel, dingtalk)
+    dingtalk.state.expire_tokens()
+    outcome, _ = await send_ok(channel, dingtalk, text="after expiry")
     assert outcome.units == 1
-    assert fake.state.counts["gettoken"] == 2 and fake.state.counts["asyncsend"] == 3
+    assert dingtalk.state.counts["gettoken"] == 2 and dingtalk.state.counts["asyncsend"] == 3
 
 
-async def test_token_refused_twice_is_retried_later_not_looped(channel, fake):
-    fake.state.fail_next("asyncsend", body=TOKEN_EXPIRED, times=2)
-    outcome = await channel.send(app_ref(fake.url), outgoing(USER))
+async def test_token_refused_twice_is_retried_later_not_looped(channel, dingtalk):
+    dingtalk.state.fail_next("asyncsend", body=TOKEN_EXPIRED, times=2)
+    outcome = await channel.send(app_ref(dingtalk.url), outgoing(USER))
     assert isinstance(outcome, Retry) and outcome.code == "88/40014"
-    assert fake.state.counts["gettoken"] == 2 and fake.state.counts["asyncsend"] == 2
+    assert dingtalk.state.counts["gettoken"] == 2 and dingtalk.state.counts["asyncsend"] == 2
 
 
 @pytest.mark.parametrize(
     "body", [{"errcode": 42001, "errmsg": "access_token expired"}, TOKEN_EXPIRED]
 )
-async def test_token_expired_codes_trigger_the_refresh(channel, fake, body):
-    fake.state.fail_next("asyncsend", body=body)
-    await send_ok(channel, fake)
-    assert fake.state.counts["gettoken"] == 2
+async def test_token_expired_codes_trigger_the_refresh(channel, dingtalk, body):
+    dingtalk.state.fail_next("asyncsend", body=body)
+    await send_ok(channel, dingtalk)
+    assert dingtalk.state.counts["gettoken"] == 2
 
 
-async def test_token_is_refetched_shortly_before_it_expires(channel, fake):
-    fake.state.apps[next(iter(fake.state.apps))].token_ttl = 1.0  # cached for half of it
-    await send_ok(channel, fake)
+async def test_token_is_refetched_shortly_before_it_expires(channel, dingtalk):
+    dingtalk.state.apps[next(iter(dingtalk.state.apps))].token_ttl = 1.0  # cached for half of it
+    await send_ok(channel, dingtalk)
     await asyncio.sleep(0.6)
-    await send_ok(channel, fake, text="later")
-    assert fake.state.counts["gettoken"] == 2 and fake.state.counts["asyncsend"] == 2
+    await send_ok(channel, dingtalk, text="later")
+    assert dingtalk.state.counts["gettoken"] == 2 and dingtalk.state.counts["asyncsend"] == 2
 
 
 # -- faults -------------------------------------------------------------------------------------
 
 
-async def test_provider_5xx_is_retried(channel, fake):
-    fake.state.fail_next("asyncsend", status=502)
-    outcome = await channel.send(app_ref(fake.url), outgoing(USER))
+async def test_provider_5xx_is_retried(channel, dingtalk):
+    dingtalk.state.fail_next("asyncsend", status=502)
+    outcome = await channel.send(app_ref(dingtalk.url), outgoing(USER))
     assert isinstance(outcome, Retry) and outcome.code == "502"
 
 
-async def test_slow_answer_after_sending_is_unknown_not_resent(channel, fake):
-    fake.state.fail_next("asyncsend", delay=0.6)
-    outcome = await channel.send(app_ref(fake.url, timeout=0.2), outgoing(USER))
+async def test_slow_answer_after_sending_is_unknown_not_resent(channel, dingtalk):
+    dingtalk.state.fail_next("asyncsend", delay=0.6)
+    outcome = await channel.send(app_ref(dingtalk.url, timeout=0.2), outgoing(USER))
     assert isinstance(outcome, Failed) and outcome.code == "unknown"
     await asyncio.sleep(0.6)
-    assert len(fake.state.notices) == 1  # it did arrive: resending would have doubled it
+    assert len(dingtalk.state.notices) == 1  # it did arrive: resending would have doubled it
 
 
 @pytest.mark.parametrize(
     ("errcode", "after"), [(90018, 1.0), (90006, 60.0), (90005, 60.0), (41047, 60.0)]
 )
-async def test_rate_limit_codes_are_retried_after_their_window(channel, fake, errcode, after):
-    fake.state.fail_next("asyncsend", body={"errcode": errcode, "errmsg": "too many calls"})
-    outcome = await channel.send(app_ref(fake.url), outgoing(USER))
+async def test_rate_limit_codes_are_retried_after_their_window(channel, dingtalk, errcode, after):
+    dingtalk.state.fail_next("asyncsend", body={"errcode": errcode, "errmsg": "too many calls"})
+    outcome = await channel.send(app_ref(dingtalk.url), outgoing(USER))
     assert isinstance(outcome, Retry) and outcome.after == after
     assert outcome.code == str(errcode)
 
 
-async def test_system_busy_is_retried(channel, fake):
-    fake.state.fail_next("asyncsend", body={"errcode": -1, "errmsg": "系统繁忙"})
-    outcome = await channel.send(app_ref(fake.url), outgoing(USER))
+async def test_system_busy_is_retried(channel, dingtalk):
+    dingtalk.state.fail_next("asyncsend", body={"errcode": -1, "errmsg": "系统繁忙"})
+    outcome = await channel.send(app_ref(dingtalk.url), outgoing(USER))
     assert isinstance(outcome, Retry) and outcome.code == "-1"
 
 
-async def test_no_permission_fails_with_dingtalks_sub_code(channel, fake):
-    fake.state.fail_next(
+async def test_no_permission_fails_with_dingtalks_sub_code(channel, dingtalk):
+    dingtalk.state.fail_next(
         "asyncsend",
         body={"errcode": 88, "sub_code": "60011", "sub_msg": "没有调用该接口的权限", "errmsg": "x"},
     )
-    outcome = await channel.send(app_ref(fake.url), outgoing(USER))
+    outcome = await channel.send(app_ref(dingtalk.url), outgoing(USER))
     assert isinstance(outcome, Failed) and outcome.code == "88/60011"
     assert outcome.reason == "没有调用该接口的权限"
 
 
-async def test_token_fetch_failures(channel, fake):
-    fake.state.fail_next("gettoken", status=500)
-    outcome = await channel.send(app_ref(fake.url), outgoing(USER))
+async def test_token_fetch_failures(channel, dingtalk):
+    dingtalk.state.fail_next("gettoken", status=500)
+    outcome = await channel.send(app_ref(dingtalk.url), outgoing(USER))
     assert isinstance(outcome, Retry) and outcome.code == "500"
-    bad = app_ref(fake.url, appsecret="wrong-app-secret-123456")
+    bad = app_ref(dingtalk.url, appsecret="wrong-app-secret-123456")
     outcome = await channel.send(bad, outgoing(USER))
     assert isinstance(outcome, Failed) and outcome.code == "40096"
     assert "不合法的appKey或appSecret" in outcome.reason
     assert "wrong-app-secret-123456" not in outcome.reason
 
 
-async def test_wrong_agent_id_is_refused(channel, fake):
-    outcome = await channel.send(app_ref(fake.url, agent_id=1), outgoing(USER))
+async def test_wrong_agent_id_is_refused(channel, dingtalk):
+    outcome = await channel.send(app_ref(dingtalk.url, agent_id=1), outgoing(USER))
     assert isinstance(outcome, Failed) and outcome.code == "88/isv.invalid-parameter"
     assert "agent_id" in outcome.reason
 
@@ -231,16 +220,18 @@ async def test_refused_connection_is_retried(channel):
 
 
 async def test_text_over_the_declared_limit_or_msg_over_2048_bytes_fails_before_sending(
-    channel, fake
+    channel, dingtalk
 ):
     assert channel.max_text_bytes == 1800
-    outcome = await channel.send(app_ref(fake.url), outgoing(USER, text="磁" * 601))
+    outcome = await channel.send(app_ref(dingtalk.url), outgoing(USER, text="磁" * 601))
     assert isinstance(outcome, Failed) and outcome.code == "too_large" and "1800" in outcome.reason
     titled = NoticeOptions(msgtype="markdown", title="t" * 256)
-    outcome = await channel.send(app_ref(fake.url), outgoing(USER, text="x" * 1800, options=titled))
+    outcome = await channel.send(
+        app_ref(dingtalk.url), outgoing(USER, text="x" * 1800, options=titled)
+    )
     assert isinstance(outcome, Failed) and outcome.code == "too_large" and "2048" in outcome.reason
-    await send_ok(channel, fake, text="磁" * 600)  # 1 800 bytes: it fits unescaped
-    assert fake.state.counts["asyncsend"] == 1
+    await send_ok(channel, dingtalk, text="磁" * 600)  # 1 800 bytes: it fits unescaped
+    assert dingtalk.state.counts["asyncsend"] == 1
 
 
 def test_options_over_the_msg_limit_are_refused_at_accept():
@@ -256,10 +247,10 @@ def test_options_over_the_msg_limit_are_refused_at_accept():
         msgspec.convert({"repeat_suffix": "sometimes"}, NoticeOptions)
 
 
-async def test_fake_refuses_a_msg_over_2048_bytes(fake, channel):
+async def test_fake_refuses_a_msg_over_2048_bytes(dingtalk, channel):
     import aiohttp
 
-    token = await channel._token(app_ref(fake.url).config)
+    token = await channel._token(app_ref(dingtalk.url).config)
     body = {
         "agent_id": AGENT_ID,
         "userid_list": USER,
@@ -268,7 +259,7 @@ async def test_fake_refuses_a_msg_over_2048_bytes(fake, channel):
     async with (
         aiohttp.ClientSession() as http,
         http.post(
-            f"{fake.url}/topapi/message/corpconversation/asyncsend_v2",
+            f"{dingtalk.url}/topapi/message/corpconversation/asyncsend_v2",
             params={"access_token": token},
             json=body,
         ) as response,
@@ -280,54 +271,58 @@ async def test_fake_refuses_a_msg_over_2048_bytes(fake, channel):
 # -- repeats DingTalk would silently drop -------------------------------------------------------
 
 
-async def test_same_content_to_the_same_user_gets_a_suffix_so_it_is_not_dropped(channel, fake):
-    first, msg1 = await send_ok(channel, fake, text="db-1 down")
-    second, msg2 = await send_ok(channel, fake, text="db-1 down")
+async def test_same_content_to_the_same_user_gets_a_suffix_so_it_is_not_dropped(channel, dingtalk):
+    first, msg1 = await send_ok(channel, dingtalk, text="db-1 down")
+    second, msg2 = await send_ok(channel, dingtalk, text="db-1 down")
     assert msg1["text"]["content"] == "db-1 down"
     assert msg2["text"]["content"].startswith("db-1 down\n\n(") and msg2 != msg1
     for sent in (first, second):
-        receipts = await channel.send_result(app_ref(fake.url), sent.provider_id)
+        receipts = await channel.send_result(app_ref(dingtalk.url), sent.provider_id)
         assert [(r.delivered, r.code) for r in receipts] == [(True, "unread")]
-    _, other_user = await send_ok(channel, fake, "user123", text="db-1 down")
+    _, other_user = await send_ok(channel, dingtalk, "user123", text="db-1 down")
     assert other_user["text"]["content"] == "db-1 down"
 
 
-async def test_without_the_suffix_dingtalk_drops_the_repeat_silently(channel, fake):
+async def test_without_the_suffix_dingtalk_drops_the_repeat_silently(channel, dingtalk):
     never = NoticeOptions(repeat_suffix="never")
-    await send_ok(channel, fake, text="db-1 down", options=never)
-    repeat, _ = await send_ok(channel, fake, text="db-1 down", options=never)  # still errcode 0
-    [receipt] = await channel.send_result(app_ref(fake.url), repeat.provider_id)
+    await send_ok(channel, dingtalk, text="db-1 down", options=never)
+    repeat, _ = await send_ok(channel, dingtalk, text="db-1 down", options=never)  # still errcode 0
+    [receipt] = await channel.send_result(app_ref(dingtalk.url), repeat.provider_id)
     assert receipt.delivered is False and receipt.code == "143106"
     assert receipt.provider_id == repeat.provider_id and receipt.recipient == USER
 
 
-async def test_always_suffixes_even_the_first(channel, fake):
-    _, msg = await send_ok(channel, fake, text="hi", options=NoticeOptions(repeat_suffix="always"))
+async def test_always_suffixes_even_the_first(channel, dingtalk):
+    _, msg = await send_ok(
+        channel, dingtalk, text="hi", options=NoticeOptions(repeat_suffix="always")
+    )
     assert msg["text"]["content"].startswith("hi\n\n(")
 
 
-async def test_concurrent_identical_notices_leave_only_one_unsuffixed(channel, fake):
+async def test_concurrent_identical_notices_leave_only_one_unsuffixed(channel, dingtalk):
     outcomes = await asyncio.gather(
-        *(channel.send(app_ref(fake.url), outgoing(USER, text="same")) for _ in range(4))
+        *(channel.send(app_ref(dingtalk.url), outgoing(USER, text="same")) for _ in range(4))
     )
     assert all(isinstance(o, Sent) for o in outcomes)
-    contents = [n.msg["text"]["content"] for n in fake.state.notices.values()]
+    contents = [n.msg["text"]["content"] for n in dingtalk.state.notices.values()]
     assert contents.count("same") == 1 and len(set(contents)) == 4
 
 
-async def test_a_refused_send_gives_its_claim_back(channel, fake):
-    fake.state.fail_next("asyncsend", body={"errcode": 90018, "errmsg": "too fast"})
-    assert isinstance(await channel.send(app_ref(fake.url), outgoing(USER, text="x")), Retry)
-    _, msg = await send_ok(channel, fake, text="x")
+async def test_a_refused_send_gives_its_claim_back(channel, dingtalk):
+    dingtalk.state.fail_next("asyncsend", body={"errcode": 90018, "errmsg": "too fast"})
+    assert isinstance(await channel.send(app_ref(dingtalk.url), outgoing(USER, text="x")), Retry)
+    _, msg = await send_ok(channel, dingtalk, text="x")
     assert msg["text"]["content"] == "x"
 
 
-async def test_unknown_userid_is_accepted_then_reported_invalid(channel, fake):
-    outcome, _ = await send_ok(channel, fake, "nobody42")
-    [receipt] = await channel.send_result(app_ref(fake.url), outcome.provider_id)
+async def test_unknown_userid_is_accepted_then_reported_invalid(channel, dingtalk):
+    outcome, _ = await send_ok(channel, dingtalk, "nobody42")
+    [receipt] = await channel.send_result(app_ref(dingtalk.url), outcome.provider_id)
     assert receipt.delivered is False and receipt.code == "invalid_user"
-    fake.state.mark_read(int((await send_ok(channel, fake, "user123"))[0].provider_id), "user123")
-    [read] = await channel.send_result(app_ref(fake.url), max(fake.state.notices))
+    dingtalk.state.mark_read(
+        int((await send_ok(channel, dingtalk, "user123"))[0].provider_id), "user123"
+    )
+    [read] = await channel.send_result(app_ref(dingtalk.url), max(dingtalk.state.notices))
     assert read.delivered is True and read.code == "read"
 
 
@@ -356,10 +351,10 @@ def test_account_config_is_checked_and_hides_its_secret():
             msgspec.convert(bad, AppAccount)
 
 
-async def test_validate_account_fetches_a_token_and_gives_dingtalks_reason(channel, fake):
-    await channel.validate_account(app_ref(fake.url))
+async def test_validate_account_fetches_a_token_and_gives_dingtalks_reason(channel, dingtalk):
+    await channel.validate_account(app_ref(dingtalk.url))
     with pytest.raises(AccountInvalid) as raised:
-        await channel.validate_account(app_ref(fake.url, appsecret="wrong-app-secret-123456"))
+        await channel.validate_account(app_ref(dingtalk.url, appsecret="wrong-app-secret-123456"))
     assert "不合法的appKey或appSecret" in raised.value.reason
     assert raised.value.field == "appsecret"
     with pytest.raises(AccountInvalid) as raised:

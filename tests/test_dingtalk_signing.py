@@ -10,6 +10,7 @@ import pytest
 import yarl
 
 from gateway.channel import Failed, Sent
+from gateway.testing import channel_fixture
 from plugins.dingtalk.robot import DingTalkRobotChannel
 from plugins.dingtalk.sign import check_robot_sign, robot_query, robot_sign
 from tests.dingtalk_support import (
@@ -36,11 +37,7 @@ async def frozen_fake() -> AsyncIterator[Fake]:
         yield fake
 
 
-@pytest.fixture
-async def channel() -> AsyncIterator[DingTalkRobotChannel]:
-    channel = DingTalkRobotChannel()
-    yield channel
-    await channel.close()
+channel = channel_fixture(DingTalkRobotChannel)
 
 
 def test_signature_matches_the_documented_vector():

@@ -6,7 +6,6 @@ import asyncio
 import datetime
 import logging
 import socket
-from collections.abc import AsyncIterator
 from typing import Any
 
 import msgspec
@@ -14,6 +13,7 @@ import pytest
 
 from gateway.channel import AccountInvalid, AccountRef, Failed, Outgoing, Retry, Sent
 from gateway.plugins import contract_problem
+from gateway.testing import channel_fixture
 from plugins.email import plugin, pool
 from plugins.email.account import EmailAccount, account_from
 from plugins.email.channel import EmailChannel
@@ -22,11 +22,7 @@ from tests.smtp_fixtures import SmtpTestServer
 USER, PASSWORD = "alerts@example.com", "s3cret"
 
 
-@pytest.fixture
-async def channel() -> AsyncIterator[EmailChannel]:
-    channel = EmailChannel()
-    yield channel
-    await channel.close()
+channel = channel_fixture(EmailChannel)
 
 
 def account(server: SmtpTestServer, revision: int = 1, **overrides: Any) -> AccountRef:

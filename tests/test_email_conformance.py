@@ -8,8 +8,7 @@ DATA after a second.
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 
 import msgspec
 import pytest
@@ -39,17 +38,12 @@ def _ref(server: SmtpTestServer, name: str, **overrides: object) -> AccountRef:
 
 
 class TestEmailConformance(ChannelConformance):
+    channel_type = EmailChannel
     send_timeout = 20.0
 
     @pytest.fixture
     def server(self, smtp_server: Callable[..., SmtpTestServer]) -> SmtpTestServer:
         return smtp_server(tls="starttls", users={LOGIN: PASSWORD}, reject=REFUSED)
-
-    @pytest.fixture
-    async def channel(self) -> AsyncIterator[EmailChannel]:
-        channel = EmailChannel()
-        yield channel
-        await channel.close()
 
     @pytest.fixture
     def account(self, server: SmtpTestServer) -> AccountRef:
@@ -62,19 +56,6 @@ class TestEmailConformance(ChannelConformance):
     @pytest.fixture
     def recipient(self) -> str:
         return "someone@example.com"
-
-    @pytest.fixture
-    def outgoing_for(self) -> OutgoingFor:
-        def make(recipient: str) -> Outgoing:
-            return Outgoing(
-                delivery_id=str(uuid.uuid4()),
-                message_id=str(uuid.uuid4()),
-                recipient=recipient,
-                subject="Conformance",
-                text="hello from the conformance kit",
-            )
-
-        return make
 
     @pytest.fixture
     def retry_outgoing(self, outgoing_for: OutgoingFor) -> dict[str, Outgoing]:

@@ -1,9 +1,6 @@
-# ruff: noqa: F811  (the fixtures imported from tests.outbound_fixtures are parameters here)
 """The outbound channel passes the conformance kit, for both APIs, against the fake on a port."""
 
 from __future__ import annotations
-
-from collections.abc import AsyncIterator
 
 import msgspec
 import pytest
@@ -11,25 +8,13 @@ import pytest
 from gateway.channel import AccountRef, Outgoing, Sent
 from gateway.testing import ChannelConformance, OutgoingFor
 from plugins.outbound.channel import OutboundChannel
-from tests.outbound_fixtures import (  # noqa: F401  (fixtures)
-    CALLEE,
-    WRONG_SECRET,
-    RunningOutbound,
-    call,
-    outbound,
-    outbound_fake,
-)
+from tests.outbound_fixtures import CALLEE, WRONG_SECRET, RunningOutbound, call
 
 
 class TestOutboundConformance(ChannelConformance):
+    channel_type = OutboundChannel
     send_timeout = 10.0
     api = "dyvms"
-
-    @pytest.fixture
-    async def channel(self) -> AsyncIterator[OutboundChannel]:
-        channel = OutboundChannel()
-        yield channel
-        await channel.close()
 
     @pytest.fixture
     def account(self, outbound: RunningOutbound) -> AccountRef:

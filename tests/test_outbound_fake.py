@@ -1,4 +1,3 @@
-# ruff: noqa: F811  (the fixtures imported from tests.outbound_fixtures are parameters here)
 """The fake robot-call APIs check requests as Alibaba Cloud does, from the signature up."""
 
 from __future__ import annotations
@@ -25,7 +24,8 @@ from plugins.outbound.fake import (
     OutboundFake,
     make_app,
 )
-from tests.outbound_fixtures import (  # noqa: F401  (fixtures)
+from tests.aliyun_support import VECTOR_C as VECTOR_C_PARAMS
+from tests.outbound_fixtures import (
     CALLEE,
     CALLER,
     COMPANY,
@@ -33,31 +33,10 @@ from tests.outbound_fixtures import (  # noqa: F401  (fixtures)
     KEY_SECRET,
     SCRIPT,
     RunningOutbound,
-    outbound,
-    outbound_fake,
 )
 
-# specs/channels.md §4.3 Vector C: BatchRobotSmartCall, POST, CJK and JSON parameters
-VECTOR_C = {
-    "AccessKeyId": "testId",
-    "Action": "BatchRobotSmartCall",
-    "CalledNumber": "13900000000,13900000001",
-    "CalledShowNumber": "057100000000",
-    "CorpName": "示例科技有限公司",
-    "DialogId": "1000001234",
-    "Format": "JSON",
-    "RegionId": "cn-hangzhou",
-    "SignatureMethod": "HMAC-SHA1",
-    "SignatureNonce": "c0ffee00-0000-4000-8000-000000000001",
-    "SignatureVersion": "1.0",
-    "TaskName": "alert-42",
-    "Timestamp": "2024-01-02T03:04:05Z",
-    "TtsParam": '[{"number":"13900000000","params":["张三"]},'
-    '{"number":"13900000001","params":["李四"]}]',
-    "TtsParamHead": '["name"]',
-    "Version": "2017-05-25",
-    "Signature": "vEAQedtMxHy9N1V7Uqo42TR4rkw=",
-}
+# specs/channels.md §4.3 Vector C, with its signature
+VECTOR_C = {**VECTOR_C_PARAMS, "Signature": "vEAQedtMxHy9N1V7Uqo42TR4rkw="}
 VECTOR_C_TIME = calendar.timegm(time.strptime("2024-01-02T03:04:05Z", "%Y-%m-%dT%H:%M:%SZ"))
 
 

@@ -1,4 +1,3 @@
-# ruff: noqa: F811  (the fixtures imported from tests.outbound_fixtures are parameters here)
 """Outbound calls end to end: account, message, call, and the call result pushed back."""
 
 from __future__ import annotations
@@ -16,7 +15,7 @@ from plugins.aliyun.fake import Fault
 from plugins.outbound import plugin as outbound_plugin
 from plugins.outbound.channel import OutboundChannel
 from tests.gateway_fixtures import RunningGateway, unique
-from tests.outbound_fixtures import (  # noqa: F401  (fixtures)
+from tests.outbound_fixtures import (
     CALLER,
     COMPANY,
     KEY_ID,
@@ -24,8 +23,6 @@ from tests.outbound_fixtures import (  # noqa: F401  (fixtures)
     SCRIPT,
     WRONG_SECRET,
     RunningOutbound,
-    outbound,
-    outbound_fake,
 )
 
 RECEIVED = frozenset({"delivered", "undelivered"})
@@ -185,16 +182,17 @@ async def test_bad_messages_are_refused_at_accept_or_failed_with_a_reason(
     gw, account = await outbound_gateway(make_gateway, outbound)
     message = {"channel": "outbound", "account": account, "variables": {"name": "x"}}
     status, body = await gw.post(
-        "/api/v1/messages", {**message, "recipients": ["+8613900000000"], "template": SCRIPT}
+        "/api/v1/messages", {**message, "recipients": ["1390000000"], "template": SCRIPT}
     )
     assert status == 422 and body["error"]["field"] == "recipients[0]", body
-    assert "13900000000" in body["error"]["message"]
+    assert "1390000000" in body["error"]["message"]
     status, body = await gw.post(
         "/api/v1/messages",
         {**message, "recipients": ["13900000000"], "options": {"task_name": "x" * 31}},
     )
     assert status == 422 and body["error"]["field"] == "options.task_name", body
-    accepted = await gw.send(**message, recipients=["13900000000"])  # no script
+    accepted = await gw.send(**message, recipients=["+86 139 0000 0000"])  # no script
     [delivery] = (await gw.wait_done(accepted["id"]))["deliveries"]
+    assert delivery["recipient"] == "13900000000"  # +86 and spaces normalised on accept
     assert delivery["status"] == "failed" and delivery["last_code"] == "template"
     assert outbound.fake.calls == []

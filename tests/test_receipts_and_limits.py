@@ -299,3 +299,47 @@ async def test_a_receipt_that_comes_before_the_send_is_recorded_still_counts(mak
         await db.fetchval("SELECT count(*) FROM unmatched_receipts WHERE provider_id = 'p-early'")
         == 0
     )
+
+
+async def test_a_receipt_for_one_account_never_settles_another_accounts_delivery(make_gateway):
+    gw, _, first = await paced_gateway(make_gateway)
+    second = unique("paced")
+    status, body = await gw.post(
+        "/api/v1/accounts", {"channel": "paced", "name": second, "config": {"per_second": 5}}
+    )
+    assert status == 201, body
+    # the paced provider ids are p-<recipient>: both accounts' deliveries get "p-same"
+    sent = {}
+    for account in (first, second):
+        accepted = await gw.send(channel="paced", account=account, recipients=["same"], text="t")
+        sent[account] = accepted["id"]
+        await gw.wait_done(accepted["id"])
+    receipt = Receipt(provider_id="p-same", delivered=True, account=first)
+    assert await gw.services.receipts.record("paced", [receipt]) == 1
+    first_done = await gw.wait_done(sent[first], statuses=frozenset({"delivered"}))
+    assert first_done["deliveries"][0]["provider_id"] == "p-same"
+    _, second_now = await gw.get(f"/api/v1/messages/{sent[second]}")
+    assert second_now["deliveries"][0]["status"] == "sent"
+    assert second_now["deliveries"][0]["provider_id"] == "p-same"
+
+
+async def test_an_early_receipt_for_one_account_waits_for_that_accounts_send(make_gateway):
+    gw, _, first = await paced_gateway(make_gateway)
+    second = unique("paced")
+    status, body = await gw.post(
+        "/api/v1/accounts", {"channel": "paced", "name": second, "config": {"per_second": 5}}
+    )
+    assert status == 201, body
+    early = Receipt(provider_id="p-scoped-early", delivered=True, account=first)
+    assert await gw.services.receipts.record("paced", [early]) == 0
+    # the other account's send with the same provider id is recorded: the receipt keeps waiting
+    other = await gw.send(channel="paced", account=second, recipients=["scoped-early"], text="t")
+    other_done = await gw.wait_done(other["id"])
+    await asyncio.sleep(0.2)
+    _, other_now = await gw.get(f"/api/v1/messages/{other['id']}")
+    assert other_done["deliveries"][0]["provider_id"] == "p-scoped-early"
+    assert other_now["deliveries"][0]["status"] == "sent"
+    # ... and takes effect on its own account's send
+    own = await gw.send(channel="paced", account=first, recipients=["scoped-early"], text="t")
+    own_done = await gw.wait_done(own["id"], statuses=frozenset({"delivered"}))
+    assert [e["kind"] for e in own_done["deliveries"][0]["events"]][-2:] == ["sent", "receipt"]

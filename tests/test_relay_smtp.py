@@ -294,3 +294,26 @@ async def test_connections_over_the_limit_get_421(make_gateway, tmp_path):
         writer.close()
     finally:
         first[1].close()
+
+
+async def test_a_client_stalling_inside_data_is_cut_off_after_the_data_timeout(
+    make_database, make_gateway, tmp_path
+):
+    database = await make_database()  # its own: an access rule applies to every gateway on it
+    relay = await start_relay(make_gateway, tmp_path, smtp_data_timeout=0.5, database_url=database)
+    status, _ = await relay.gw.post("/api/v1/access-rules", {"name": "me", "cidr": "127.0.0.1"})
+    assert status == 201
+    reader, writer = await asyncio.open_connection("127.0.0.1", relay.port)
+    try:
+        await reader.readline()
+        for command in (b"HELO legacy", b"MAIL FROM:<app@example.com>", b"RCPT TO:<a@example.com>"):
+            writer.write(command + b"\r\n")
+            assert (await reader.readline()).startswith(b"250")
+        writer.write(b"DATA\r\n")
+        assert (await reader.readline()).startswith(b"354")
+        writer.write(b"Subject: half a message\r\n")  # ... and nothing more
+        started = asyncio.get_running_loop().time()
+        assert await asyncio.wait_for(reader.read(), 5) == b""
+        assert asyncio.get_running_loop().time() - started < 3
+    finally:
+        writer.close()

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
@@ -17,6 +16,7 @@ from gateway.testing import serving
 from plugins.aliyun.fake import Fault
 from plugins.sms import plugin as sms_plugin
 from plugins.sms.fake import FakeSms, make_app
+from tests.aliyun_support import Product
 from tests.gateway_fixtures import unique
 
 KEY_ID = "LTAI5tSmsReceipts01"
@@ -25,28 +25,6 @@ TOKEN = "sms-receipt-token-0123456789"
 SIGN = "msggate测试"
 TEMPLATE = "SMS_200000001"  # ${name}您好，${content}
 OK_PHONE, BAD_PHONE = "13800138001", "13800138002"
-
-
-@dataclass
-class Setup:
-    fake: FakeSms
-    url: str  # the fake's base URL: an account's endpoint
-    gw: Any
-    account: str
-
-    def callback(self, token: str = TOKEN, account: str | None = None) -> str:
-        return f"{self.gw.url}/callbacks/sms/aliyun/{account or self.account}/{token}"
-
-    async def send(self, *recipients: str, **extra: Any) -> dict:
-        accepted = await self.gw.send(
-            channel="sms",
-            account=self.account,
-            recipients=list(recipients),
-            template=TEMPLATE,
-            variables={"name": "值班员", "content": "订单服务响应超时"},
-            **extra,
-        )
-        return await self.gw.wait_done(accepted["id"])
 
 
 def account_config(url: str, **overrides: Any) -> dict[str, Any]:
@@ -63,7 +41,7 @@ def account_config(url: str, **overrides: Any) -> dict[str, Any]:
 
 
 @pytest.fixture
-async def setup(make_gateway) -> AsyncIterator[Setup]:
+async def setup(make_gateway) -> AsyncIterator[Product]:
     fake = FakeSms(keys={KEY_ID: SECRET}, report_schedule=(0.05, 0.05, 0.05))
     async with serving(make_app(fake)) as url:
         gw = await make_gateway(plugins=Plugins.load(extra=[("sms", sms_plugin)]))
@@ -75,7 +53,8 @@ async def setup(make_gateway) -> AsyncIterator[Setup]:
         assert status == 201, body
         assert body["config"]["access_key_secret"] != SECRET
         assert body["config"]["receipt_token"] != TOKEN
-        yield Setup(fake, url, gw, name)
+        variables = {"name": "值班员", "content": "订单服务响应超时"}
+        yield Product("sms", fake, url, gw, name, TOKEN, TEMPLATE, variables)
 
 
 async def test_receipts_mark_deliveries_delivered_or_undelivered_with_the_carriers_reason(setup):
@@ -108,6 +87,41 @@ async def test_receipt_must_name_the_delivery_by_biz_id_and_number(setup):
         assert resp.status == 200 and (await resp.json())["code"] == 0
     again = await setup.gw.get(f"/api/v1/messages/{done['id']}")
     assert again[1]["deliveries"][0]["status"] == "sent"  # another number: not this delivery
+
+
+async def test_push_to_one_accounts_callback_cannot_settle_another_accounts_delivery(setup):
+    other = unique("sms-other")
+    other_token = "sms-other-receipt-token-0123"
+    status, body = await setup.gw.post(
+        "/api/v1/accounts",
+        {
+            "channel": "sms",
+            "name": other,
+            "config": account_config(setup.url, receipt_token=other_token),
+        },
+    )
+    assert status == 201, body
+    accepted = await setup.gw.send(
+        channel="sms",
+        account=other,
+        recipients=[OK_PHONE],
+        template=TEMPLATE,
+        variables={"name": "值班员", "content": "订单服务响应超时"},
+    )
+    done = await setup.gw.wait_done(accepted["id"])
+    biz_id = done["deliveries"][0]["provider_id"]
+    report = [{"phone_number": OK_PHONE, "biz_id": biz_id, "success": False, "err_code": "X"}]
+    async with aiohttp.ClientSession() as http:
+        # verified for this setup's account (its own token), naming the other account's send
+        async with http.post(setup.callback(), json=report) as resp:
+            assert resp.status == 200 and (await resp.json())["code"] == 0
+        _, again = await setup.gw.get(f"/api/v1/messages/{done['id']}")
+        assert again["deliveries"][0]["status"] == "sent"
+        # the other account's own push settles it
+        async with http.post(setup.callback(other_token, account=other), json=report) as resp:
+            assert resp.status == 200
+    final = await setup.gw.wait_done(done["id"], statuses=frozenset({"undelivered"}))
+    assert final["deliveries"][0]["last_code"] == "X"
 
 
 async def test_push_with_a_wrong_token_is_refused_and_retried_on_the_schedule(setup):
@@ -169,19 +183,14 @@ async def test_account_with_a_wrong_secret_is_refused_naming_the_field(setup):
     assert "SignatureDoesNotMatch" in body["error"]["message"]
 
 
-async def test_recipient_with_country_code_is_refused_at_accept(setup):
-    status, body = await setup.gw.post(
-        "/api/v1/messages",
-        {
-            "channel": "sms",
-            "account": setup.account,
-            "recipients": ["+8613800138000"],
-            "template": TEMPLATE,
-            "variables": {"name": "x", "content": "y"},
-        },
-    )
-    assert status == 422 and body["error"]["field"] == "recipients[0]"
-    assert "13800138000" in body["error"]["message"]
+async def test_recipient_with_country_code_is_accepted_and_sent_as_the_bare_number(setup):
+    done = await setup.send("+86 138-0013-8001")
+    (delivery,) = done["deliveries"]
+    assert delivery["recipient"] == OK_PHONE and delivery["status"] == "sent"
+    (sms,) = setup.fake.sent
+    assert sms.phone == OK_PHONE
+    (rpc,) = [r for r in setup.fake.gateway.received if r.action == "SendSms"]
+    assert rpc.params["PhoneNumbers"] == OK_PHONE
 
 
 async def test_throttled_send_is_retried_by_the_gateway_and_then_sent(setup):

@@ -5,22 +5,20 @@ recipients and the declared per-callee rate limits."""
 from __future__ import annotations
 
 import time
-import uuid
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from typing import Any
 
 import msgspec
 import pytest
 
 from gateway.channel import AccountInvalid, AccountRef, Failed, Outgoing, RateLimit, Retry, Sent
-from gateway.plugins import Plugins
-from gateway.testing import serving
+from gateway.testing import channel_fixture, serving
 from plugins.aliyun.client import Reply
 from plugins.aliyun.fake import Fault
 from plugins.voice.account import VoiceAccount
 from plugins.voice.channel import VoiceChannel
 from plugins.voice.fake import FakeVoice, make_app
+from tests.aliyun_support import AliyunChannelCases, Served, product_outgoing
 
 KEY_ID = "LTAI5tVoiceChannel01"
 SECRET = "voice-channel-secret-0123"
@@ -33,12 +31,6 @@ TEMPLATES = {
 CALLEE = "13900000000"
 
 
-@dataclass
-class Served:
-    voice: FakeVoice
-    url: str
-
-
 @pytest.fixture
 async def fake() -> AsyncIterator[Served]:
     state = FakeVoice(keys={KEY_ID: SECRET}, show_numbers={SHOW}, templates=TEMPLATES)
@@ -46,11 +38,7 @@ async def fake() -> AsyncIterator[Served]:
         yield Served(state, url)
 
 
-@pytest.fixture
-async def channel() -> AsyncIterator[VoiceChannel]:
-    channel = VoiceChannel()
-    yield channel
-    await channel.close()
+channel = channel_fixture(VoiceChannel)
 
 
 def ref(fake: Served, **overrides: Any) -> AccountRef:
@@ -67,24 +55,29 @@ def ref(fake: Served, **overrides: Any) -> AccountRef:
 
 
 def outgoing(template: str | None = TTS, recipient: str = CALLEE, **kw: Any) -> Outgoing:
-    kw.setdefault("variables", {"name": "张三", "content": "数据库告警"})
-    return Outgoing(
-        delivery_id=str(uuid.uuid4()),
-        message_id=str(uuid.uuid4()),
-        recipient=recipient,
-        template=template,
-        **kw,
-    )
+    return product_outgoing(recipient, template, {"name": "张三", "content": "数据库告警"}, **kw)
+
+
+class TestVoiceAsEveryAliyunChannel(AliyunChannelCases):
+    action = "SingleCallByTts"
+    template_word = "TtsCode"
+    bad_template, bad_template_code = "TTS_999999999", "isv.TTS_TEMPLATE_ILLEGAL"
+    channel_name, unit, fake_name = "voice", "call", "aliyun-voice"
+    secret = SECRET
+
+    ref = staticmethod(ref)
+    outgoing = staticmethod(outgoing)
+    placed_attr = "calls"
 
 
 async def test_send_places_a_tts_call_with_the_caller_number_and_variables(channel, fake):
     outcome = await channel.send(ref(fake, play_times=2, volume=80), outgoing())
     assert isinstance(outcome, Sent) and outcome.units == 1
-    (call,) = fake.voice.calls
+    (call,) = fake.state.calls
     assert outcome.provider_id == call.call_id
     assert call.callee == CALLEE and call.caller == SHOW and call.tts_code == TTS
     assert call.text == "您好，张三，数据库告警，请尽快处理。"
-    (rpc,) = fake.voice.gateway.received
+    (rpc,) = fake.state.gateway.received
     assert rpc.params["TtsParam"] == '{"name":"张三","content":"数据库告警"}'
     assert rpc.params["PlayTimes"] == "2" and rpc.params["Volume"] == "80"
     assert "Speed" not in rpc.params
@@ -95,21 +88,9 @@ async def test_landline_callee_and_public_mode_without_a_caller_number(channel, 
         ref(fake, called_show_number=None), outgoing(recipient="01012345678")
     )
     assert isinstance(outcome, Sent)
-    (rpc,) = fake.voice.gateway.received
+    (rpc,) = fake.state.gateway.received
     assert "CalledShowNumber" not in rpc.params
-    assert fake.voice.calls[0].callee == "01012345678"
-
-
-async def test_message_without_a_template_fails_before_calling(channel, fake):
-    outcome = await channel.send(ref(fake), outgoing(None, text="please call back"))
-    assert isinstance(outcome, Failed) and "TtsCode" in outcome.reason
-    assert fake.voice.gateway.received == []
-
-
-async def test_missing_variable_of_a_known_template_fails_before_calling(channel, fake):
-    outcome = await channel.send(ref(fake), outgoing(variables={"name": "x"}))
-    assert isinstance(outcome, Failed) and "content" in outcome.reason
-    assert fake.voice.gateway.received == []
+    assert fake.state.calls[0].callee == "01012345678"
 
 
 async def test_tts_param_of_250_characters_or_more_fails_before_calling(channel, fake):
@@ -117,7 +98,7 @@ async def test_tts_param_of_250_characters_or_more_fails_before_calling(channel,
         ref(fake), outgoing(variables={"name": "x", "content": "长" * 240})
     )
     assert isinstance(outcome, Failed) and "250" in outcome.reason
-    assert fake.voice.gateway.received == []
+    assert fake.state.gateway.received == []
 
 
 async def test_the_fake_refuses_a_long_tts_param_as_the_provider_does(channel, fake):
@@ -128,16 +109,9 @@ async def test_the_fake_refuses_a_long_tts_param_as_the_provider_does(channel, f
     assert isinstance(reply, Reply) and reply.code == "isv.PARAM_LENGTH_LIMIT"
 
 
-async def test_wrong_secret_gets_signature_does_not_match_from_the_fake(channel, fake):
-    outcome = await channel.send(ref(fake, access_key_secret="wrong-voice-secret"), outgoing())
-    assert isinstance(outcome, Failed) and outcome.code == "SignatureDoesNotMatch"
-    assert fake.voice.gateway.refusals == [("SignatureDoesNotMatch", "SingleCallByTts")]
-    assert fake.voice.calls == []
-
-
 async def test_second_call_to_a_callee_within_a_minute_waits_for_the_next_minute(channel, fake):
     start = (time.time() // 60) * 60 + 5
-    fake.voice.clock = lambda: start
+    fake.state.clock = lambda: start
     first = await channel.send(ref(fake), outgoing())
     second = await channel.send(ref(fake), outgoing())
     assert isinstance(first, Sent)
@@ -170,7 +144,7 @@ async def test_second_call_to_a_callee_within_a_minute_waits_for_the_next_minute
     ],
 )
 async def test_every_vms_error_code_is_classified(channel, fake, code, kind):
-    fake.voice.gateway.inject(Fault(code=code, message=f"the provider says {code}"))
+    fake.state.gateway.inject(Fault(code=code, message=f"the provider says {code}"))
     outcome = await channel.send(ref(fake), outgoing())
     assert isinstance(outcome, kind), outcome
     assert outcome.code == code and f"the provider says {code}" in outcome.reason
@@ -185,26 +159,15 @@ async def test_every_vms_error_code_is_classified(channel, fake, code, kind):
     ],
 )
 async def test_per_callee_flow_control_follows_its_window(channel, fake, message, kind):
-    fake.voice.gateway.inject(Fault(code="isv.BUSINESS_LIMIT_CONTROL", message=message))
+    fake.state.gateway.inject(Fault(code="isv.BUSINESS_LIMIT_CONTROL", message=message))
     outcome = await channel.send(ref(fake), outgoing())
     assert isinstance(outcome, kind) and message in outcome.reason
 
 
 async def test_invalid_number_is_failed(channel, fake):
-    fake.voice.illegal_numbers.add("13911112222")
+    fake.state.illegal_numbers.add("13911112222")
     outcome = await channel.send(ref(fake), outgoing(recipient="13911112222"))
     assert isinstance(outcome, Failed) and outcome.code == "isv.MOBILE_NUMBER_ILLEGAL"
-
-
-async def test_blocked_content_is_failed(channel, fake):
-    outcome = await channel.send(ref(fake), outgoing(variables={"name": "x", "content": "违禁"}))
-    assert isinstance(outcome, Failed) and outcome.code == "isv.BLACK_KEY_CONTROL_LIMIT"
-
-
-async def test_bad_template_is_a_config_failure(channel, fake):
-    outcome = await channel.send(ref(fake), outgoing("TTS_999999999"))
-    assert isinstance(outcome, Failed) and outcome.code == "isv.TTS_TEMPLATE_ILLEGAL"
-    assert "not approved" in outcome.reason
 
 
 async def test_caller_number_not_owned_is_a_config_failure(channel, fake):
@@ -212,42 +175,14 @@ async def test_caller_number_not_owned_is_a_config_failure(channel, fake):
     assert isinstance(outcome, Failed) and outcome.code == "isv.DISPLAY_NUMBER_ILLEGAL"
 
 
-@pytest.mark.parametrize("status", [500, 503])
-async def test_server_errors_are_retried(channel, fake, status):
-    fake.voice.gateway.inject(Fault(status=status))
-    outcome = await channel.send(ref(fake), outgoing())
-    assert isinstance(outcome, Retry) and outcome.code == str(status)
-
-
-async def test_slow_answer_is_unknown_and_the_call_is_not_placed_again(channel, fake):
-    fake.voice.gateway.inject(Fault(delay=1.5))
-    outcome = await channel.send(ref(fake, timeout=1.0), outgoing())
-    assert isinstance(outcome, Failed) and outcome.code == "unknown"
-
-
 async def test_validate_account_proves_the_access_key_with_a_harmless_query(channel, fake):
     await channel.validate_account(ref(fake))
-    (rpc,) = fake.voice.gateway.received
-    assert rpc.action == "QueryCallDetailByCallId" and fake.voice.calls == []
-
-
-@pytest.mark.parametrize(
-    ("overrides", "field"),
-    [
-        ({"access_key_secret": "wrong-voice-secret"}, "access_key_secret"),
-        ({"access_key_id": "LTAI5tNobody"}, "access_key_id"),
-    ],
-)
-async def test_validate_account_refuses_bad_credentials_naming_the_field(
-    channel, fake, overrides, field
-):
-    with pytest.raises(AccountInvalid) as raised:
-        await channel.validate_account(ref(fake, **overrides))
-    assert raised.value.field == field and SECRET not in raised.value.reason
+    (rpc,) = fake.state.gateway.received
+    assert rpc.action == "QueryCallDetailByCallId" and fake.state.calls == []
 
 
 async def test_validate_account_refuses_an_account_without_the_product(channel, fake):
-    fake.voice.gateway.inject(Fault(code="isv.PRODUCT_UN_SUBSCRIPT", message="未开通云通信产品"))
+    fake.state.gateway.inject(Fault(code="isv.PRODUCT_UN_SUBSCRIPT", message="未开通云通信产品"))
     with pytest.raises(AccountInvalid) as raised:
         await channel.validate_account(ref(fake))
     assert "未开通云通信产品" in raised.value.reason and raised.value.field == "access_key_id"
@@ -259,17 +194,27 @@ def test_mobile_and_landline_numbers_are_accepted(number):
 
 
 @pytest.mark.parametrize(
-    ("number", "hint"),
+    ("number", "bare"),
     [
         ("+8613900000000", "13900000000"),
         ("0571-12345678", "057112345678"),
         ("+86 10 12345678", "01012345678"),
-        ("12345", "mainland"),
-        ("ops@example.com", "mainland"),
+        ("+86 10 1234 5678", "01012345678"),
+        ("(0571) 8888-9999", "057188889999"),
     ],
 )
+def test_country_code_spaces_and_dashes_are_normalised_to_the_bare_number(number, bare):
+    channel = VoiceChannel()
+    assert channel.normalize_recipient(number) == bare
+    assert channel.check_recipient(bare) is None
+
+
+@pytest.mark.parametrize(
+    ("number", "hint"), [("12345", "mainland"), ("ops@example.com", "mainland")]
+)
 def test_other_forms_are_refused_with_a_hint(number, hint):
-    problem = VoiceChannel().check_recipient(number)
+    channel = VoiceChannel()
+    problem = channel.check_recipient(channel.normalize_recipient(number))
     assert problem is not None and hint in problem
 
 
@@ -287,11 +232,3 @@ def test_rate_limits_are_1_a_minute_5_an_hour_20_a_day_per_callee():
 def test_account_repr_hides_the_secret():
     account = VoiceAccount(access_key_id=KEY_ID, access_key_secret=SECRET)
     assert SECRET not in repr(account) and KEY_ID in repr(account)
-
-
-def test_voice_plugin_loads_through_the_entry_point_group():
-    plugins = Plugins.load()
-    channel = plugins.channel("voice")
-    assert isinstance(channel, VoiceChannel) and channel.unit == "call"
-    assert any(r.path.startswith("/voice/aliyun/") for r in plugins.callback_routes())
-    assert "aliyun-voice" in [f.name for f in plugins.fake_providers()]

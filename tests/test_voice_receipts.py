@@ -5,8 +5,6 @@ route marking deliveries delivered (reached) or undelivered (busy, invalid numbe
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
-from typing import Any
 
 import aiohttp
 import pytest
@@ -15,6 +13,7 @@ from gateway.plugins import Plugins
 from gateway.testing import serving
 from plugins.voice import plugin as voice_plugin
 from plugins.voice.fake import FakeVoice, make_app
+from tests.aliyun_support import Product
 from tests.gateway_fixtures import unique
 
 KEY_ID = "LTAI5tVoiceReceipts1"
@@ -26,29 +25,8 @@ REACHED, BUSY, EMPTY, EARLY = "13900000001", "13900000002", "13900000003", "0101
 FINAL = frozenset({"delivered", "undelivered"})
 
 
-@dataclass
-class Setup:
-    fake: FakeVoice
-    url: str
-    gw: Any
-    account: str
-
-    def callback(self, token: str = TOKEN) -> str:
-        return f"{self.gw.url}/callbacks/voice/aliyun/{self.account}/{token}"
-
-    async def call(self, *recipients: str) -> dict:
-        accepted = await self.gw.send(
-            channel="voice",
-            account=self.account,
-            recipients=list(recipients),
-            template=TTS,
-            variables={"name": "值班员", "content": "支付网关故障"},
-        )
-        return await self.gw.wait_done(accepted["id"])
-
-
 @pytest.fixture
-async def setup(make_gateway) -> AsyncIterator[Setup]:
+async def setup(make_gateway) -> AsyncIterator[Product]:
     fake = FakeVoice(keys={KEY_ID: SECRET}, show_numbers={SHOW}, report_schedule=(0.05,))
     async with serving(make_app(fake)) as url:
         gw = await make_gateway(plugins=Plugins.load(extra=[("voice", voice_plugin)]))
@@ -64,11 +42,12 @@ async def setup(make_gateway) -> AsyncIterator[Setup]:
             "/api/v1/accounts", {"channel": "voice", "name": name, "config": config}
         )
         assert status == 201, body
-        yield Setup(fake, url, gw, name)
+        variables = {"name": "值班员", "content": "支付网关故障"}
+        yield Product("voice", fake, url, gw, name, TOKEN, TTS, variables)
 
 
 async def test_call_results_mark_deliveries_delivered_or_undelivered(setup):
-    done = await setup.call(REACHED, BUSY, EMPTY, EARLY)
+    done = await setup.send(REACHED, BUSY, EMPTY, EARLY)
     assert {d["status"] for d in done["deliveries"]} == {"sent"}
     calls = {c.callee: c for c in setup.fake.calls}
     assert calls[REACHED].text == "您好，值班员，支付网关故障，请尽快处理。"
@@ -90,7 +69,7 @@ async def test_call_results_mark_deliveries_delivered_or_undelivered(setup):
 
 
 async def test_progress_reports_alone_change_nothing(setup):
-    done = await setup.call(REACHED)
+    done = await setup.send(REACHED)
     (call,) = setup.fake.calls
     async with (
         aiohttp.ClientSession() as http,
@@ -102,7 +81,7 @@ async def test_progress_reports_alone_change_nothing(setup):
 
 
 async def test_push_with_a_wrong_token_is_refused(setup):
-    done = await setup.call(REACHED)
+    done = await setup.send(REACHED)
     assert await setup.fake.push_reports(setup.callback("wrong-token-0123456789")) == 403
     _, body = await setup.gw.get(f"/api/v1/messages/{done['id']}")
     assert body["deliveries"][0]["status"] == "sent"

@@ -1,4 +1,3 @@
-# ruff: noqa: F811  (the fixtures imported from tests.wecom_fixtures are parameters here)
 """The ``wecom`` application-message channel against the fake WeCom on a real port."""
 
 from __future__ import annotations
@@ -14,14 +13,7 @@ from plugins.wecom.channel import WecomChannel
 from plugins.wecom.fake import running_fake
 from plugins.wecom.fake_state import AGENT_ID, CORP_ID, CORP_SECRET, FakeWecom
 from plugins.wecom.options import WecomOptions
-from tests.wecom_fixtures import (  # noqa: F401  (fixtures)
-    WRONG_SECRET,
-    RunningWecom,
-    app_channel,
-    message,
-    wecom,
-    wecom_fake,
-)
+from tests.wecom_fixtures import WRONG_SECRET, RunningWecom, message
 
 
 def closed_port() -> int:

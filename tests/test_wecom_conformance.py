@@ -1,4 +1,3 @@
-# ruff: noqa: F811  (the fixtures imported from tests.wecom_fixtures are parameters here)
 """Both WeCom channels pass the conformance kit, against the fake WeCom on a real port.
 
 Faults are set by recipient in the fake (``fail_recipient``), so they hold however the kit
@@ -7,22 +6,13 @@ interleaves its fault cases with ordinary sends.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import pytest
 
 from gateway.channel import AccountRef, Outgoing
 from gateway.testing import ChannelConformance, OutgoingFor
 from plugins.wecom.channel import WecomChannel
 from plugins.wecom.robot import WecomRobotChannel
-from tests.wecom_fixtures import (  # noqa: F401  (fixtures)
-    WRONG_KEY,
-    WRONG_SECRET,
-    RunningWecom,
-    message,
-    wecom,
-    wecom_fake,
-)
+from tests.wecom_fixtures import WRONG_KEY, WRONG_SECRET, RunningWecom, message
 
 
 def _make(recipient: str) -> Outgoing:
@@ -45,14 +35,26 @@ def _faults(wecom: RunningWecom) -> None:
 RETRY_CASES = ("busy-user", "limited-user", "crowded-user", "broken-user")
 
 
-class TestWecomConformance(ChannelConformance):
+class WecomConformance(ChannelConformance):
+    """What both WeCom channels share: faults set by recipient in the fake (``_faults``)."""
+
     send_timeout = 10.0
 
     @pytest.fixture
-    async def channel(self) -> AsyncIterator[WecomChannel]:
-        channel = WecomChannel()
-        yield channel
-        await channel.close()
+    def outgoing_for(self) -> OutgoingFor:
+        return _make
+
+    @pytest.fixture
+    def retry_outgoing(self) -> dict[str, Outgoing]:
+        return {name: _make(name) for name in RETRY_CASES}
+
+    @pytest.fixture
+    def slow_outgoing(self) -> Outgoing:
+        return _make("slow-user")
+
+
+class TestWecomConformance(WecomConformance):
+    channel_type = WecomChannel
 
     @pytest.fixture
     def account(self, wecom: RunningWecom) -> AccountRef:
@@ -68,14 +70,6 @@ class TestWecomConformance(ChannelConformance):
         return "zhangsan"
 
     @pytest.fixture
-    def outgoing_for(self) -> OutgoingFor:
-        return _make
-
-    @pytest.fixture
-    def retry_outgoing(self) -> dict[str, Outgoing]:
-        return {name: _make(name) for name in RETRY_CASES}
-
-    @pytest.fixture
     def failed_outgoing(self) -> dict[str, Outgoing]:
         return {
             "unknown user (81013)": _make("ghost"),
@@ -83,10 +77,6 @@ class TestWecomConformance(ChannelConformance):
             "content refused (82004)": _make("risky-user"),
             "member out of range (60011)": _make("hidden-user"),
         }
-
-    @pytest.fixture
-    def slow_outgoing(self) -> Outgoing:
-        return _make("slow-user")
 
     async def test_sent_messages_reach_the_fake(
         self, channel: WecomChannel, account: AccountRef, wecom: RunningWecom
@@ -96,14 +86,8 @@ class TestWecomConformance(ChannelConformance):
         assert outcome.provider_id == received.msgid and received.delivered_to == ["zhangsan"]
 
 
-class TestWecomRobotConformance(ChannelConformance):
-    send_timeout = 10.0
-
-    @pytest.fixture
-    async def channel(self) -> AsyncIterator[WecomRobotChannel]:
-        channel = WecomRobotChannel()
-        yield channel
-        await channel.close()
+class TestWecomRobotConformance(WecomConformance):
+    channel_type = WecomRobotChannel
 
     @pytest.fixture
     def account(self, wecom: RunningWecom) -> AccountRef:
@@ -120,20 +104,8 @@ class TestWecomRobotConformance(ChannelConformance):
         return "wangqing"
 
     @pytest.fixture
-    def outgoing_for(self) -> OutgoingFor:
-        return _make
-
-    @pytest.fixture
-    def retry_outgoing(self) -> dict[str, Outgoing]:
-        return {name: _make(name) for name in RETRY_CASES}
-
-    @pytest.fixture
     def failed_outgoing(self) -> dict[str, Outgoing]:
         return {"content refused (82004)": _make("risky-user")}
-
-    @pytest.fixture
-    def slow_outgoing(self) -> Outgoing:
-        return _make("slow-user")
 
     async def test_sent_messages_reach_the_group(
         self, channel: WecomRobotChannel, account: AccountRef, wecom: RunningWecom

@@ -1,4 +1,3 @@
-# ruff: noqa: F811  (the fixtures imported from tests.wecom_fixtures are parameters here)
 """The fake WeCom checks requests the way WeCom does (spec §1.6), over raw HTTP."""
 
 from __future__ import annotations
@@ -14,7 +13,7 @@ import pytest
 from gateway.plugins import Plugins
 from plugins.wecom.fake import running_fake
 from plugins.wecom.fake_state import AGENT_ID, CORP_ID, CORP_SECRET, ROBOT_KEY, FakeWecom
-from tests.wecom_fixtures import RunningWecom, wecom, wecom_fake  # noqa: F401
+from tests.wecom_fixtures import RunningWecom
 
 
 @pytest.fixture

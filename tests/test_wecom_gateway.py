@@ -1,4 +1,3 @@
-# ruff: noqa: F811  (the fixtures imported from tests.wecom_fixtures are parameters here)
 """WeCom end to end: accounts and messages through the gateway's HTTP API to the fake WeCom.
 
 The gateway loads the wecom plugin through its entry point, exactly as in production; the
@@ -14,7 +13,7 @@ import pytest
 
 from plugins.wecom.fake_state import AGENT_ID, CORP_ID, CORP_SECRET, ROBOT_KEY
 from tests.gateway_fixtures import RunningGateway, unique
-from tests.wecom_fixtures import WRONG_KEY, WRONG_SECRET, RunningWecom, wecom, wecom_fake  # noqa: F401
+from tests.wecom_fixtures import WRONG_KEY, WRONG_SECRET, RunningWecom
 
 
 async def _app_account(gw: RunningGateway, wecom: RunningWecom, **overrides) -> str:

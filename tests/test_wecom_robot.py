@@ -1,4 +1,3 @@
-# ruff: noqa: F811  (the fixtures imported from tests.wecom_fixtures are parameters here)
 """The ``wecom_robot`` group-robot channel against the fake WeCom on a real port."""
 
 from __future__ import annotations
@@ -15,14 +14,7 @@ from plugins.wecom.fake import running_fake
 from plugins.wecom.fake_state import ROBOT_KEY, FakeWecom
 from plugins.wecom.options import WecomRobotOptions
 from plugins.wecom.robot import WecomRobotChannel
-from tests.wecom_fixtures import (  # noqa: F401  (fixtures)
-    WRONG_KEY,
-    RunningWecom,
-    message,
-    robot_channel,
-    wecom,
-    wecom_fake,
-)
+from tests.wecom_fixtures import WRONG_KEY, RunningWecom, message
 
 MARKDOWN = WecomRobotOptions(msgtype="markdown")
 

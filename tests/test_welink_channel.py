@@ -1,4 +1,3 @@
-# ruff: noqa: F811  (the fixtures imported from tests.welink_fixtures are parameters here)
 """The WeLink channel against the fake WeLink API: cards, tokens, limits, every fault class."""
 
 from __future__ import annotations
@@ -16,15 +15,7 @@ from plugins.welink import plugin
 from plugins.welink.account import WeLinkAccount
 from plugins.welink.channel import WeLinkChannel
 from plugins.welink.options import WeLinkOptions
-from tests.welink_fixtures import (  # noqa: F401  (fixtures)
-    CLIENT_ID,
-    WRONG_SECRET,
-    RunningWeLink,
-    card,
-    welink,
-    welink_channel,
-    welink_fake,
-)
+from tests.welink_fixtures import CLIENT_ID, WRONG_SECRET, RunningWeLink, card
 
 
 def closed_port() -> int:

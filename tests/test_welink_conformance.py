@@ -1,33 +1,18 @@
-# ruff: noqa: F811  (the fixtures imported from tests.welink_fixtures are parameters here)
 """The WeLink channel passes the conformance kit, against the fake WeLink API on a real port."""
 
 from __future__ import annotations
-
-from collections.abc import AsyncIterator
 
 import pytest
 
 from gateway.channel import AccountRef, Outgoing
 from gateway.testing import ChannelConformance, OutgoingFor
 from plugins.welink.channel import WeLinkChannel
-from tests.welink_fixtures import (  # noqa: F401  (fixtures)
-    CLIENT_SECRET,
-    WRONG_SECRET,
-    RunningWeLink,
-    card,
-    welink,
-    welink_fake,
-)
+from tests.welink_fixtures import CLIENT_SECRET, WRONG_SECRET, RunningWeLink, card
 
 
 class TestWeLinkConformance(ChannelConformance):
+    channel_type = WeLinkChannel
     send_timeout = 10.0
-
-    @pytest.fixture
-    async def channel(self) -> AsyncIterator[WeLinkChannel]:
-        channel = WeLinkChannel()
-        yield channel
-        await channel.close()
 
     @pytest.fixture
     def account(self, welink: RunningWeLink) -> AccountRef:

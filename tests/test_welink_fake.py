@@ -1,4 +1,3 @@
-# ruff: noqa: F811  (the fixtures imported from tests.welink_fixtures are parameters here)
 """The fake WeLink API refuses what WeLink refuses, so a client passing against it is right."""
 
 from __future__ import annotations
@@ -12,13 +11,7 @@ from gateway.callbacks import fake_providers_app
 from gateway.plugins import Plugins
 from gateway.testing import serving
 from plugins.welink.fake import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET
-from tests.welink_fixtures import (  # noqa: F401  (fixtures)
-    CLIENT_ID,
-    CLIENT_SECRET,
-    RunningWeLink,
-    welink,
-    welink_fake,
-)
+from tests.welink_fixtures import CLIENT_ID, CLIENT_SECRET, RunningWeLink
 
 CARD = {
     "msgOwner": "考勤",

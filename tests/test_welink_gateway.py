@@ -1,4 +1,3 @@
-# ruff: noqa: F811  (the fixtures imported from tests.welink_fixtures are parameters here)
 """WeLink end to end: accounts and messages through a running gateway to the fake WeLink API."""
 
 from __future__ import annotations
@@ -9,14 +8,7 @@ from gateway.plugins import Plugins
 from plugins.welink import plugin as welink_plugin
 from plugins.welink.channel import WeLinkChannel
 from tests.gateway_fixtures import RunningGateway, unique
-from tests.welink_fixtures import (  # noqa: F401  (fixtures)
-    CLIENT_ID,
-    CLIENT_SECRET,
-    WRONG_SECRET,
-    RunningWeLink,
-    welink,
-    welink_fake,
-)
+from tests.welink_fixtures import CLIENT_ID, CLIENT_SECRET, WRONG_SECRET, RunningWeLink
 
 
 async def welink_gateway(make_gateway, welink: RunningWeLink) -> tuple[RunningGateway, str]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
@@ -10,6 +9,7 @@ from typing import Any
 import pytest
 
 from gateway.channel import AccountRef, Outgoing
+from gateway.testing import channel_fixture, outgoing
 from plugins.wecom.account import WecomAccount, WecomRobotAccount
 from plugins.wecom.channel import WecomChannel
 from plugins.wecom.fake import running_fake
@@ -55,23 +55,13 @@ async def wecom(wecom_fake: FakeWecom) -> AsyncIterator[RunningWecom]:
         yield RunningWecom(wecom_fake, running.url)
 
 
-@pytest.fixture
-async def app_channel() -> AsyncIterator[WecomChannel]:
-    channel = WecomChannel()
-    yield channel
-    await channel.close()
+app_channel = channel_fixture(WecomChannel, "app_channel")
 
 
-@pytest.fixture
-async def robot_channel() -> AsyncIterator[WecomRobotChannel]:
-    channel = WecomRobotChannel()
-    yield channel
-    await channel.close()
+robot_channel = channel_fixture(WecomRobotChannel, "robot_channel")
 
 
 def message(recipient: str = "zhangsan", **fields: Any) -> Outgoing:
     """One delivery of an alert (no subject unless given)."""
     fields.setdefault("text", "db-1 disk at 95%")
-    return Outgoing(
-        delivery_id=str(uuid.uuid4()), message_id=str(uuid.uuid4()), recipient=recipient, **fields
-    )
+    return outgoing(recipient, **fields)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
@@ -10,7 +9,7 @@ from typing import Any
 import pytest
 
 from gateway.channel import AccountRef, Outgoing
-from gateway.testing import serving
+from gateway.testing import channel_fixture, outgoing, serving
 from plugins.welink.account import WeLinkAccount
 from plugins.welink.channel import WeLinkChannel
 from plugins.welink.fake import WeLinkFake, make_app
@@ -49,16 +48,10 @@ async def welink(welink_fake: WeLinkFake) -> AsyncIterator[RunningWeLink]:
         yield RunningWeLink(welink_fake, url)
 
 
-@pytest.fixture
-async def welink_channel() -> AsyncIterator[WeLinkChannel]:
-    channel = WeLinkChannel()
-    yield channel
-    await channel.close()
+welink_channel = channel_fixture(WeLinkChannel, "welink_channel")
 
 
 def card(recipient: str = "john@welink", **fields: Any) -> Outgoing:
     fields.setdefault("subject", "Disk alert")
     fields.setdefault("text", "db-1 disk at 95%")
-    return Outgoing(
-        delivery_id=str(uuid.uuid4()), message_id=str(uuid.uuid4()), recipient=recipient, **fields
-    )
+    return outgoing(recipient, **fields)

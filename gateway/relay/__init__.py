@@ -1,11 +1,17 @@
 """The SMTP relay: legacy applications hand msggate their mail over SMTP.
 
-One module per job: ``listener`` (the aiosmtpd server on the gateway's loop), ``session``
-(aiosmtpd's protocol with msggate's limits and replies), ``handler`` (the SMTP commands),
-``auth`` and ``throttle`` (AUTH and slowing down guessers), ``access`` (the IP allow-list
-shared with the HTTP API), ``users`` (relay credentials), ``route`` and ``routing`` (where an
-address goes), ``table`` (the routing table file), ``mime`` (MIME to text), ``submit`` (into
-``MessageService.accept``), ``dsn`` and ``bounces`` (delivery status notifications), ``tls``,
-``outgoing`` (the original MIME for the e-mail channel), ``actions`` (the tiered-action seam),
-``store`` (its SQL) and ``services`` (all of it wired together).
+One module per job:
+
+- ``listener``: the aiosmtpd server on the gateway's event loop (an aiohttp cleanup context);
+- ``session``: aiosmtpd's protocol with the data timeout, reply texts and per-session state;
+- ``handler``: the SMTP commands (who may relay, where recipients go, 250 after commit);
+- ``auth`` and ``throttle``: AUTH PLAIN/LOGIN checked off the loop, guessers slowed down;
+- ``users``: relay credentials (argon2); ``access``: the IP allow-list shared with the API;
+- ``route``, ``routing`` and ``table``: routes, the built-in routing plugin, the routing table;
+- ``actions``: the seam for tiered push actions;
+- ``mime`` and ``rawmail``: MIME to text, and the original MIME as it is sent on;
+- ``submit``: a transaction into ``MessageService.accept``;
+- ``outgoing``: the original MIME for the e-mail channel (the dispatcher's seam);
+- ``dsn`` and ``bounces``: delivery status notifications for failed relayed mail;
+- ``tls``: the STARTTLS certificate; ``store``: the relay's SQL; ``services``: the wiring.
 """

@@ -168,7 +168,7 @@ class Bounces:
     # -- the sweep -------------------------------------------------------------------------
 
     def start(self) -> None:
-        if self.settings.relay_bounces and self._sweeper is None:
+        if self.enabled and self._sweeper is None:  # without an account only the live path warns
             self._sweeper = asyncio.get_running_loop().create_task(self._sweep_forever())
 
     async def sweep(self) -> int:

@@ -153,13 +153,14 @@ WHERE m.account_id = $1 AND d.status IN ('queued', 'retrying', 'sending');
 DELETE FROM accounts WHERE id = $1;
 
 -- name: record_receipts
--- Receipts: deliveries of channel $1 with provider id $2[i] (and recipient $3[i], if given)
--- become delivered or undelivered; a receipt never turns a final receipt back. A receipt that
--- matches no delivery yet is kept (unmatched_receipts) for when its send is recorded.
+-- Receipts: deliveries of channel $1 with provider id $2[i] (and recipient $3[i], if given; of
+-- a message sent through account $9[i], if given) become delivered or undelivered; a receipt
+-- never turns a final receipt back. A receipt that matches no delivery yet is kept
+-- (unmatched_receipts) for when its send is recorded.
 WITH r AS (
     SELECT * FROM unnest($2::text[], $3::text[], $4::boolean[], $5::text[], $6::text[],
-                         $7::timestamptz[], $8::jsonb[])
-        AS r (provider_id, recipient, delivered, code, reason, at, detail)
+                         $7::timestamptz[], $8::jsonb[], $9::text[])
+        AS r (provider_id, recipient, delivered, code, reason, at, detail, account)
 ), updated AS (
     UPDATE deliveries d
     SET status = CASE WHEN r.delivered THEN 'delivered' ELSE 'undelivered' END,
@@ -169,15 +170,19 @@ WITH r AS (
     FROM r, messages m
     WHERE d.provider_id = r.provider_id AND m.id = d.message_id AND m.channel = $1
       AND (r.recipient IS NULL OR d.recipient = r.recipient)
+      AND (r.account IS NULL OR m.account_name = r.account)
       AND d.status = 'sent'
-    RETURNING d.id, d.message_id, d.status, d.provider_id, d.recipient, r.detail
+    RETURNING d.id, d.message_id, d.status, d.provider_id, d.recipient, m.account_name,
+              r.detail
 ), kept AS (
     INSERT INTO unmatched_receipts (channel, provider_id, recipient, delivered, code, reason,
-                                    at, detail)
-    SELECT $1, r.provider_id, r.recipient, r.delivered, r.code, r.reason, r.at, r.detail
+                                    at, detail, account)
+    SELECT $1, r.provider_id, r.recipient, r.delivered, r.code, r.reason, r.at, r.detail,
+           r.account
     FROM r
     WHERE NOT EXISTS (SELECT 1 FROM updated u WHERE u.provider_id = r.provider_id
-                      AND (r.recipient IS NULL OR u.recipient = r.recipient))
+                      AND (r.recipient IS NULL OR u.recipient = r.recipient)
+                      AND (r.account IS NULL OR u.account_name = r.account))
 ), event AS (
     INSERT INTO delivery_events (delivery_id, kind, detail)
     SELECT id, 'receipt', detail || jsonb_build_object('status', status) FROM updated
@@ -187,13 +192,15 @@ SELECT e.delivery_id, e.at, e.kind, e.detail, u.message_id
 FROM event e JOIN updated u ON u.id = e.delivery_id;
 
 -- name: apply_unmatched_receipts
--- When deliveries $1 are recorded as sent, receipts that came early take effect.
+-- When deliveries $1 are recorded as sent, receipts that came early take effect (a receipt
+-- kept for an account only on a delivery of a message sent through that account).
 WITH r AS (
     DELETE FROM unmatched_receipts x
     USING deliveries d, messages m
     WHERE d.id = ANY($1::uuid[]) AND d.status = 'sent' AND x.provider_id = d.provider_id
       AND m.id = d.message_id AND m.channel = x.channel
       AND (x.recipient IS NULL OR x.recipient = d.recipient)
+      AND (x.account IS NULL OR x.account = m.account_name)
     RETURNING x.*, d.id AS delivery_id
 ), updated AS (
     UPDATE deliveries d

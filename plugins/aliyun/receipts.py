@@ -9,29 +9,64 @@ allows:
    sealed at rest) equals ``{token}`` — compared in constant time; an account without a token
    takes no receipts;
 2. when the account lists ``receipt_ips``, the caller's address must be in one of them;
-3. a receipt only changes a delivery whose provider id *and* number it names, so a forged
-   receipt for an id we never got changes nothing.
+3. a receipt only changes a delivery of that account whose provider id (and number, where the
+   push names one) it names, so a forged receipt for an id we never got changes nothing, and
+   one account's token cannot settle another account's deliveries.
 
 The URL to configure in the console is therefore
 ``https://<msggate>/callbacks/sms/aliyun/<account name>/<receipt_token>``.
 Alibaba Cloud retries a push that is not answered HTTP 200 with a numeric ``code`` (after 1, 5
 and 10 minutes), so a refused push is 403 and a push we could not store is 500.
+
+:func:`report_route` builds such a route for a product from the function that turns its pushed
+items into receipts; every receipt it records is scoped to the account the URL names, so one
+account's pushes can only settle that account's deliveries.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import hmac
 import ipaddress
 import logging
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
+import msgspec
 from aiohttp import web
 
+from gateway.callbacks import CallbackRoute
+from gateway.channel import AccountRef
+from gateway.model import Receipt
 from plugins.aliyun.account import AliyunAccount
+
+if TYPE_CHECKING:
+    from gateway.receipts import Receipts
 
 log = logging.getLogger(__name__)
 
 ACCEPTED: dict[str, Any] = {"code": 0, "msg": "接收成功"}
+CHINA = dt.timezone(dt.timedelta(hours=8))  # pushed times are Beijing time
+CALL_STATUS_TEXT = {  # help.aliyun.com/document_detail/55085, for reports without a message
+    "200000": "listened to the end",
+    "200001": "hung up early",
+    "200002": "busy",
+    "200003": "rang, not answered",
+    "200004": "invalid number",
+    "200005": "unreachable (rejected, carrier or anti-spam)",
+    "200006": "audio format error",
+    "200007": "out of the service area",
+    "200010": "powered off",
+    "200011": "number suspended",
+    "200012": "call lost (restricted)",
+    "200100": "call ended",
+    "999999": "system error",
+    "500": "carrier error",
+    "400": "network element busy",
+}
+"""What the final status codes of a call report (VoiceReport and its kin) mean."""
+
+ParseReports = Callable[[list[dict[str, Any]]], list[Receipt]]
 
 
 def accepted() -> web.Response:
@@ -41,6 +76,15 @@ def accepted() -> web.Response:
 
 def refused(status: int, why: str) -> web.Response:
     return web.json_response({"code": status, "msg": why}, status=status)
+
+
+def china_time(value: object) -> dt.datetime | None:
+    """A pushed ``2017-01-01 00:00:00`` (Beijing time) as an aware datetime, or None."""
+    try:
+        text = str(value).strip()
+        return dt.datetime.strptime(text, "%Y-%m-%d %H:%M:%S").replace(tzinfo=CHINA)
+    except ValueError:
+        return None
 
 
 def _allowed(remote: str | None, cidrs: list[str]) -> bool:
@@ -54,35 +98,32 @@ def _allowed(remote: str | None, cidrs: list[str]) -> bool:
 
 
 async def verified_account(
-    request: web.Request, channel: str
-) -> tuple[AliyunAccount | None, web.Response | None]:
+    request: web.Request, receipts: Receipts, account_type: type[AliyunAccount]
+) -> tuple[AccountRef | None, web.Response | None]:
     """The account a receipt push is for, or the response refusing the caller.
 
-    Reads ``{account}`` and ``{token}`` from the route and the account (with its secrets) from
-    the gateway's account service.
+    Reads ``{account}`` and ``{token}`` from the route and the account (with its secrets)
+    through ``receipts.account``; an account whose config is not an ``account_type`` (another
+    channel's, or a sandbox) is as unknown as a missing one.
     """
-    from gateway.services import SERVICES  # the gateway's services exist once it serves
-
     name = request.match_info.get("account", "")
     token = request.match_info.get("token", "")
-    services = request.app[SERVICES]
-    row = await services.store.account_by_name(name)
-    if row is None or row.channel != channel or row.sandbox:
-        log.warning("%s receipt push for unknown account %r refused", channel, name)
+    product = account_type.__name__
+    account = await receipts.account(name)
+    config = account.config if account is not None else None
+    if not isinstance(config, account_type):
+        log.warning("%s receipt push for unknown account %r refused", product, name)
         return None, refused(403, "unknown account or token")
-    resolved = await services.accounts.resolve(row.id, row.revision)
-    config = resolved[1].config if resolved is not None else None
-    expected = getattr(config, "receipt_token", None)
-    if not isinstance(config, AliyunAccount) or not expected:
-        log.warning("%s account %r has no receipt_token: receipt push refused", channel, name)
+    if not config.receipt_token:
+        log.warning("%s %r has no receipt_token: receipt push refused", product, name)
         return None, refused(403, "receipts are not enabled for this account")
-    if not hmac.compare_digest(token.encode(), expected.encode()):
-        log.warning("%s receipt push for %r with a wrong token refused", channel, name)
+    if not hmac.compare_digest(token.encode(), config.receipt_token.encode()):
+        log.warning("%s receipt push for %r with a wrong token refused", product, name)
         return None, refused(403, "unknown account or token")
     if not _allowed(request.remote, config.receipt_ips):
-        log.warning("%s receipt push for %r from %s refused", channel, name, request.remote)
+        log.warning("%s receipt push for %r from %s refused", product, name, request.remote)
         return None, refused(403, "caller not allowed")
-    return config, None
+    return account, None
 
 
 async def json_array(request: web.Request) -> list[dict[str, Any]] | None:
@@ -96,3 +137,41 @@ async def json_array(request: web.Request) -> list[dict[str, Any]] | None:
     if not isinstance(body, list) or not all(isinstance(item, dict) for item in body):
         return None
     return body
+
+
+def report_route(
+    channel: str, account_type: type[AliyunAccount], parse: ParseReports, items: str
+) -> CallbackRoute:
+    """``POST /callbacks/<channel>/aliyun/{account}/{token}``, taking pushed batches.
+
+    The caller is verified (:func:`verified_account`), ``parse`` turns the pushed items into
+    receipts (leaving out what settles nothing: progress events, items without an id), and
+    each receipt is recorded for the account the URL names. ``items`` names what the array
+    holds, for the 400 answer to a body that is not one.
+    """
+
+    async def receive(request: web.Request, receipts: Receipts) -> web.StreamResponse:
+        account, refusal = await verified_account(request, receipts, account_type)
+        if refusal is not None:
+            return refusal
+        assert account is not None
+        pushed = await json_array(request)
+        if pushed is None:
+            return refused(400, f"expected a JSON array of {items}")
+        found = [msgspec.structs.replace(r, account=account.name) for r in parse(pushed)]
+        try:
+            matched = await receipts.record(channel, found)
+        except Exception:
+            log.exception("%s receipts could not be stored; Alibaba Cloud will push again", channel)
+            return refused(500, "not stored, push again")
+        log.info(
+            "%s receipts for %r: %d items, %d results, %d matched",
+            channel,
+            account.name,
+            len(pushed),
+            len(found),
+            matched,
+        )
+        return accepted()
+
+    return CallbackRoute("POST", f"/{channel}/aliyun/{{account}}/{{token}}", receive)

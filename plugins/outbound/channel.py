@@ -8,7 +8,6 @@ from typing import ClassVar
 from gateway.channel import (
     AccountInvalid,
     AccountRef,
-    Channel,
     ContentKind,
     Failed,
     Outcome,
@@ -17,13 +16,14 @@ from gateway.channel import (
     Sent,
 )
 from gateway.redact import fingerprint, redact, redact_outcome
-from plugins.aliyun.account import account_from
-from plugins.aliyun.client import AliyunClient, Reply
+from plugins.aliyun.account import AliyunAccount
+from plugins.aliyun.channel import AliyunChannel
+from plugins.aliyun.client import Reply
 from plugins.aliyun.errors import rule_for
+from plugins.aliyun.numbers import phone_problem
 from plugins.outbound.account import OutboundAccount
 from plugins.outbound.calls import CallInvalid, call_id, call_request, validation_request
 from plugins.outbound.classify import OUTBOUND_RULES, reply_outcome
-from plugins.outbound.numbers import number_problem
 from plugins.outbound.options import OutboundOptions
 
 log = logging.getLogger(__name__)
@@ -37,7 +37,7 @@ PER_CALLEE = ((1, 60.0), (5, 3600.0), (20, 86400.0))
 TRANSPORT_CODES = frozenset({"connect", "connection", "timeout"})
 
 
-class OutboundChannel(Channel):
+class OutboundChannel(AliyunChannel):
     """AI outbound calls: the script is the message's template, its parameters the variables.
 
     A message's ``text`` is not part of a robot call (the script lives at Alibaba Cloud); it is
@@ -51,14 +51,18 @@ class OutboundChannel(Channel):
     options_type: ClassVar[type[OutboundOptions]] = OutboundOptions
     unit: ClassVar[str] = "call"
 
-    def __init__(self, client: AliyunClient | None = None) -> None:
-        self.client = client or AliyunClient()
+    def config(self, account: AccountRef) -> OutboundAccount:
+        config = super().config(account)
+        assert isinstance(config, OutboundAccount)
+        return config
 
-    def check_recipient(self, recipient: str) -> str | None:
-        return number_problem(recipient)
+    def url(self, config: AliyunAccount) -> str:
+        """The chosen API's endpoint (dyvms or aiccs), or the account's own."""
+        assert isinstance(config, OutboundAccount)
+        return config.url
 
     def rate_limits(self, account: AccountRef, outgoing: Outgoing) -> list[RateLimit]:
-        config = _config(account)
+        config = self.config(account)
         key = f"outbound:{config.api}:{config.access_key_id}"
         callee = f"{key}:callee:{fingerprint(outgoing.recipient)}"  # no phone numbers in keys
         return [
@@ -68,10 +72,10 @@ class OutboundChannel(Channel):
 
     async def send(self, account: AccountRef, outgoing: Outgoing) -> Outcome:
         try:
-            config = _config(account)
+            config = self.config(account)
         except AccountInvalid as exc:
             return Failed(reason=exc.reason, code="config")
-        problem = number_problem(outgoing.recipient)
+        problem = phone_problem(outgoing.recipient)
         if problem:
             return Failed(reason=f"{outgoing.recipient!r}: {problem}", code="recipient")
         options = outgoing.options if isinstance(outgoing.options, OutboundOptions) else None
@@ -79,16 +83,7 @@ class OutboundChannel(Channel):
             action, version, params = call_request(config, outgoing, options or OutboundOptions())
         except CallInvalid as exc:
             return Failed(reason=exc.reason, code=exc.code)
-        answer = await self.client.call(
-            config.url,
-            action,
-            version,
-            params,
-            config.access_key_id,
-            config.access_key_secret,
-            region_id=config.region,
-            timeout=config.timeout,
-        )
+        answer = await self.call(config, action, params, version=version)
         if isinstance(answer, Reply):
             if answer.ok:
                 provider_id = call_id(config, answer.body)
@@ -109,19 +104,9 @@ class OutboundChannel(Channel):
 
         The company name and caller number cannot be checked without placing a call.
         """
-        config = _config(account)
+        config = self.config(account)
         action, version = validation_request(config)
-        answer = await self.client.call(
-            config.url,
-            action,
-            version,
-            {},
-            config.access_key_id,
-            config.access_key_secret,
-            region_id=config.region,
-            idempotent=True,
-            timeout=config.timeout,
-        )
+        answer = await self.call(config, action, {}, version=version, idempotent=True)
         if isinstance(answer, Reply) and answer.ok:
             return
         if isinstance(answer, Reply):
@@ -133,12 +118,3 @@ class OutboundChannel(Channel):
                 field = rule_for(answer.code, OUTBOUND_RULES).field or field
         reason = redact(outcome.reason, [config.access_key_secret, config.receipt_token])
         raise AccountInvalid(reason, field=field)
-
-    async def close(self) -> None:
-        await self.client.close()
-
-
-def _config(account: AccountRef) -> OutboundAccount:
-    config = account_from(account.config, OutboundAccount)
-    assert isinstance(config, OutboundAccount)
-    return config

@@ -23,29 +23,12 @@ import logging
 from typing import Any
 
 from gateway.model import Receipt
+from plugins.aliyun.receipts import CALL_STATUS_TEXT, china_time
 
 log = logging.getLogger(__name__)
 
 SAAS_PREFIX = "ALICOM_SMART_SAAS^"
-CHINA = dt.timezone(dt.timedelta(hours=8))  # push times are Beijing time
 
-STATUS_TEXT = {  # help.aliyun.com/document_detail/55085
-    "200000": "listened to the end",
-    "200001": "hung up early",
-    "200002": "busy",
-    "200003": "rang, not answered",
-    "200004": "invalid number",
-    "200005": "unreachable (rejected, carrier or anti-spam)",
-    "200006": "audio format error",
-    "200007": "out of the service area",
-    "200010": "powered off",
-    "200011": "number suspended",
-    "200012": "call lost (restricted)",
-    "200100": "call ended",
-    "999999": "system error",
-    "500": "carrier error",
-    "400": "network element busy",
-}
 ANSWERED = frozenset({"200000", "200001"})
 IN_PROGRESS = frozenset(
     {"200101", "200201", "200102", "300000"}
@@ -63,13 +46,6 @@ def _duration(value: Any) -> float:
         return 0.0
 
 
-def _beijing(value: Any) -> dt.datetime | None:
-    try:
-        return dt.datetime.strptime(_text(value), "%Y-%m-%d %H:%M:%S").replace(tzinfo=CHINA)
-    except ValueError:
-        return None
-
-
 def _epoch_ms(value: Any) -> dt.datetime | None:
     try:
         return dt.datetime.fromtimestamp(float(value) / 1000, dt.UTC)
@@ -85,7 +61,7 @@ def _receipt(
     reached = smart == "ANSWERED" or (
         not smart and (status in ANSWERED or (status == "200100" and duration > 0))
     )
-    meaning = STATUS_TEXT.get(status, "call result")
+    meaning = CALL_STATUS_TEXT.get(status, "call result")
     reason = f"{meaning} ({smart})" if smart and smart != "ANSWERED" else meaning
     return Receipt(
         provider_id=provider_id,
@@ -110,7 +86,7 @@ def from_voice_report(item: dict[str, Any]) -> Receipt | None:
         _text(item.get("status_code")),
         _text(item.get("smart_status_code")),
         _duration(item.get("duration")),
-        _beijing(item.get("end_time")),
+        china_time(item.get("end_time")),
         item,
     )
 
@@ -139,7 +115,7 @@ def from_aiccs_report(item: dict[str, Any]) -> Receipt | None:
         _text(item.get("status_code")),
         _text(item.get("smart_status_code")),
         _duration(item.get("duration")),
-        _beijing(item.get("end_time")),
+        china_time(item.get("end_time")),
         item,
     )
 

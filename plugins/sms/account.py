@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import re
 from typing import Annotated, ClassVar
 
 import msgspec
@@ -15,7 +14,6 @@ log = logging.getLogger(__name__)
 
 SMS_ENDPOINT = "https://dysmsapi.aliyuncs.com"
 SIGN_NAME_MAX = 12  # characters (CreateSmsSign: 2-12, no brackets, symbols or spaces)
-_VARIABLE = re.compile(r"\$\{(\w+)\}")
 
 
 class SmsAccount(AliyunAccount, kw_only=True, forbid_unknown_fields=True):
@@ -48,15 +46,3 @@ class SmsAccount(AliyunAccount, kw_only=True, forbid_unknown_fields=True):
                 raise InvalidAliyunAccount(
                     f"template {code!r} needs a code and a text", "templates"
                 )
-
-    def template_variables(self, code: str) -> list[str] | None:
-        """The ``${name}`` variables of a known template, or None if its text is not known."""
-        text = self.templates.get(code)
-        return None if text is None else _VARIABLE.findall(text)
-
-    def render(self, code: str, variables: dict[str, str]) -> str | None:
-        """The template's text with its variables filled in, or None if the text is unknown."""
-        text = self.templates.get(code)
-        if text is None:
-            return None
-        return _VARIABLE.sub(lambda m: variables.get(m.group(1), m.group(0)), text)

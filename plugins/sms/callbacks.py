@@ -12,31 +12,18 @@ carrier's code and message. The caller is verified by :mod:`plugins.aliyun.recei
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 from typing import Any
 
-from aiohttp import web
-
 from gateway.callbacks import CallbackRoute
 from gateway.model import Receipt
-from gateway.receipts import Receipts
-from plugins.aliyun.receipts import accepted, json_array, refused, verified_account
+from plugins.aliyun.receipts import china_time, report_route
+from plugins.sms.account import SmsAccount
 
 log = logging.getLogger(__name__)
 
 CHANNEL = "sms"
-PATH = "/sms/aliyun/{account}/{token}"
-CHINA = dt.timezone(dt.timedelta(hours=8))
 _DETAIL = ("send_time", "report_time", "sms_size", "out_id", "err_code")
-
-
-def china_time(value: object) -> dt.datetime | None:
-    """``2017-01-01 00:00:00`` in China time, or None."""
-    try:
-        return dt.datetime.strptime(str(value), "%Y-%m-%d %H:%M:%S").replace(tzinfo=CHINA)
-    except ValueError:
-        return None
 
 
 def receipt_from(report: dict[str, Any]) -> Receipt | None:
@@ -58,24 +45,16 @@ def receipt_from(report: dict[str, Any]) -> Receipt | None:
     )
 
 
-async def sms_report(request: web.Request, receipts: Receipts) -> web.StreamResponse:
-    """Take a batch of SmsReport pushes for one account."""
-    _, refusal = await verified_account(request, CHANNEL)
-    if refusal is not None:
-        return refusal
-    reports = await json_array(request)
-    if reports is None:
-        return refused(400, "expected a JSON array of status reports")
+def receipts_from(reports: list[dict[str, Any]]) -> list[Receipt]:
+    """The receipts of a pushed SmsReport batch (reports without biz_id/number are left out)."""
     parsed = [receipt_from(r) for r in reports]
     usable = [r for r in parsed if r is not None]
     if len(usable) < len(parsed):
         log.warning(
             "SmsReport: %d reports without biz_id/phone_number ignored", len(parsed) - len(usable)
         )
-    matched = await receipts.record(CHANNEL, usable)
-    log.info("SmsReport: %d reports, %d matched a delivery", len(usable), matched)
-    return accepted()
+    return usable
 
 
 def routes() -> list[CallbackRoute]:
-    return [CallbackRoute("POST", PATH, sms_report)]
+    return [report_route(CHANNEL, SmsAccount, receipts_from, "status reports")]

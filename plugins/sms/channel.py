@@ -15,21 +15,20 @@ from typing import ClassVar
 from gateway.channel import (
     AccountInvalid,
     AccountRef,
-    Channel,
     ContentKind,
     Failed,
-    Outcome,
     Outgoing,
     RateLimit,
-    Sent,
+    Retry,
 )
-from plugins.aliyun.account import account_from
-from plugins.aliyun.client import AliyunClient, Reply
+from plugins.aliyun.account import AliyunAccount
+from plugins.aliyun.channel import SingleCallChannel
+from plugins.aliyun.client import Reply
 from plugins.aliyun.errors import field_for
+from plugins.aliyun.numbers import mobile_problem, normalize
 from plugins.sms.account import SMS_ENDPOINT, SmsAccount
 from plugins.sms.classify import SMS_RULES, classify_reply
 from plugins.sms.compose import MAX_TEXT_CHARS, compose
-from plugins.sms.recipients import mobile_problem
 
 log = logging.getLogger(__name__)
 
@@ -39,13 +38,7 @@ MINUTE, HOUR, DAY = 60.0, 3600.0, 86400.0
 SIGN_STATUS = {0: "is still under review", 2: "was rejected", 10: "review was cancelled"}
 
 
-def _sms_account(account: AccountRef) -> SmsAccount:
-    config = account_from(account.config, SmsAccount)
-    assert isinstance(config, SmsAccount)
-    return config
-
-
-class SmsChannel(Channel):
+class SmsChannel(SingleCallChannel):
     """Text messages to mainland China mobile numbers; units are billed segments."""
 
     name: ClassVar[str] = "sms"
@@ -53,12 +46,28 @@ class SmsChannel(Channel):
     account_type: ClassVar[type[SmsAccount]] = SmsAccount
     unit: ClassVar[str] = "segment"
     max_text_chars: ClassVar[int | None] = MAX_TEXT_CHARS
-
-    def __init__(self, client: AliyunClient | None = None) -> None:
-        self.client = client or AliyunClient()
+    endpoint: ClassVar[str] = SMS_ENDPOINT
+    version: ClassVar[str] = VERSION
+    send_action: ClassVar[str] = "SendSms"
+    provider_id_field: ClassVar[str] = "BizId"
+    rules = SMS_RULES
 
     def check_recipient(self, recipient: str) -> str | None:
-        return mobile_problem(recipient)
+        """SMS goes to mobiles only: why the (normalised) recipient is not one."""
+        return mobile_problem(normalize(recipient))
+
+    def config(self, account: AccountRef) -> SmsAccount:
+        config = super().config(account)
+        assert isinstance(config, SmsAccount)
+        return config
+
+    def compose(self, config: AliyunAccount, outgoing: Outgoing) -> tuple[dict[str, str], int]:
+        assert isinstance(config, SmsAccount)
+        request = compose(config, outgoing)
+        return request.params, request.units
+
+    def classify(self, reply: Reply) -> Retry | Failed:
+        return classify_reply(reply)
 
     def rate_limits(self, account: AccountRef, outgoing: Outgoing) -> list[RateLimit]:
         """The documented default per-number limits (§5.4, doc 44335) and the API QPS.
@@ -68,7 +77,7 @@ class SmsChannel(Channel):
         window is at least as strict as the provider's natural minutes and hours.
         """
         try:
-            config = _sms_account(account)
+            config = self.config(account)
         except AccountInvalid:
             return []  # send() fails it with the reason
         key = f"aliyun-sms:{config.access_key_id}"
@@ -87,50 +96,11 @@ class SmsChannel(Channel):
             limits.append(RateLimit(f"{key}:{config.sign_name}:{template}:{number}:d", 50, DAY))
         return limits
 
-    async def send(self, account: AccountRef, outgoing: Outgoing) -> Outcome:
-        """One SendSms; the BizId is the provider id receipts name."""
-        try:
-            config = _sms_account(account)
-        except AccountInvalid as exc:
-            return Failed(reason=exc.reason, code="config")
-        try:
-            request = compose(config, outgoing)
-        except ValueError as exc:
-            return Failed(reason=str(exc), code="invalid")
-        answer = await self.client.call(
-            config.base_url(SMS_ENDPOINT),
-            "SendSms",
-            VERSION,
-            request.params,
-            config.access_key_id,
-            config.access_key_secret,
-            region_id=config.region,
-            timeout=config.timeout,
-        )
-        if not isinstance(answer, Reply):
-            return answer
-        if not answer.ok:
-            return classify_reply(answer)
-        biz_id = answer.body.get("BizId")
-        if not isinstance(biz_id, str) or not biz_id:
-            return Failed(reason="SendSms answered OK without a BizId", code="unknown")
-        return Sent(
-            provider_id=biz_id, units=request.units, answer=f"RequestId {answer.request_id}"
-        )
-
     async def validate_account(self, account: AccountRef) -> None:
         """A signed GetSmsSign: proves the AccessKey and that the signature is approved."""
-        config = _sms_account(account)
-        answer = await self.client.call(
-            config.base_url(SMS_ENDPOINT),
-            "GetSmsSign",
-            VERSION,
-            {"SignName": config.sign_name},
-            config.access_key_id,
-            config.access_key_secret,
-            region_id=config.region,
-            idempotent=True,
-            timeout=config.timeout,
+        config = self.config(account)
+        answer = await self.call(
+            config, "GetSmsSign", {"SignName": config.sign_name}, idempotent=True
         )
         if not isinstance(answer, Reply):
             raise AccountInvalid(answer.reason, field_for(answer.code, SMS_RULES))
@@ -147,6 +117,3 @@ class SmsChannel(Channel):
             state = SIGN_STATUS.get(status, f"has status {status!r}")
             reason = f"the signature {config.sign_name!r} {state}" + (f": {why}" if why else "")
             raise AccountInvalid(reason, "sign_name")
-
-    async def close(self) -> None:
-        await self.client.close()

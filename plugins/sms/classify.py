@@ -1,7 +1,7 @@
 """SendSms answers into outcomes (specs/channels.md §5.3).
 
 Per-number flow control (``isv.BUSINESS_LIMIT_CONTROL``) is handled by
-:func:`plugins.aliyun.errors.flow_control` (wait for the next natural minute or hour; the daily
+:func:`plugins.aliyun.channel.business_outcome` (wait for the next natural minute or hour; the daily
 window fails the delivery). The account's own daily cap (``isv.DAY_LIMIT_CONTROL``, set in the
 console) waits for midnight in China; the monthly cap is for an operator to lift.
 """
@@ -13,8 +13,9 @@ import logging
 import time
 
 from gateway.channel import Failed, Retry
+from plugins.aliyun.channel import business_outcome
 from plugins.aliyun.client import Reply
-from plugins.aliyun.errors import WINDOW_MARGIN, Kind, Rule, Rules, flow_control
+from plugins.aliyun.errors import WINDOW_MARGIN, Kind, Rule, Rules
 
 log = logging.getLogger(__name__)
 
@@ -54,9 +55,7 @@ def seconds_to_midnight_in_china(now: float) -> float:
 def classify_reply(reply: Reply, now: float | None = None) -> Retry | Failed:
     """The outcome of a SendSms reply whose Code is not OK."""
     now = time.time() if now is None else now
-    if reply.code == "isv.BUSINESS_LIMIT_CONTROL":
-        return flow_control(reply.code, reply.message, now, SMS_RULES, request_id=reply.request_id)
-    outcome = reply.outcome(SMS_RULES)
+    outcome = business_outcome(reply, SMS_RULES, now)
     if reply.code == "isv.DAY_LIMIT_CONTROL" and isinstance(outcome, Retry):
         return Retry(
             reason=outcome.reason, code=outcome.code, after=seconds_to_midnight_in_china(now)

@@ -15,9 +15,9 @@ import logging
 import msgspec
 
 from gateway.channel import Outgoing
-from plugins.aliyun.params import json_param, string_variables
+from plugins.aliyun.numbers import mobile_problem
+from plugins.aliyun.params import json_param, render, template_params
 from plugins.sms.account import SIGN_NAME_MAX, SmsAccount
-from plugins.sms.recipients import mobile_problem
 from plugins.sms.segments import MAX_LENGTH, count_segments, signed_text
 
 log = logging.getLogger(__name__)
@@ -50,15 +50,9 @@ def compose(account: SmsAccount, outgoing: Outgoing) -> SmsRequest:
             "Alibaba Cloud SMS sends approved templates only: give the message a template"
             " (its TemplateCode, e.g. SMS_123456789) and its variables"
         )
-    variables = string_variables(outgoing.variables)
-    wanted = account.template_variables(code)
-    if wanted is not None:
-        missing = [name for name in dict.fromkeys(wanted) if name not in variables]
-        if missing:
-            raise ValueError(f"template {code} needs the variables: {', '.join(missing)}")
-        variables = {name: variables[name] for name in dict.fromkeys(wanted)}
-    rendered = account.render(code, variables)
-    text = rendered if rendered is not None else outgoing.text
+    known = account.templates.get(code)
+    variables = template_params(outgoing.variables, known, f"template {code}")
+    text = render(known, variables) if known is not None else outgoing.text
     counted = signed_text(account.sign_name, text) if text is not None else None
     if counted is not None and len(counted) > MAX_LENGTH:
         raise ValueError(

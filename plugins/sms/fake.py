@@ -20,33 +20,35 @@ Tests reach the state through ``app[FAKE_SMS]``.
 
 from __future__ import annotations
 
-import datetime as dt
-import json
 import logging
 import random
 import re
 import time
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, Literal
 
 import msgspec
 from aiohttp import web
 
-from plugins.aliyun.fake import FakeRpcGateway, FlowWindows, ReportPusher, RpcError, RpcRequest
+from gateway.callbacks import FakeProvider
+from plugins.aliyun.fake import RpcError, RpcRequest
+from plugins.aliyun.fake_product import FakeProduct, ParamMessages, china_text, fill, product_app
 from plugins.sms.segments import MAX_LENGTH, count_segments, signed_text
 
 log = logging.getLogger(__name__)
 
 VERSION = "2017-05-25"
 HOST = "dysmsapi.aliyuncs.com"
-CHINA = dt.timezone(dt.timedelta(hours=8))
 DEMO_KEY_ID = "LTAI5tFakeSmsKey0001"
 DEMO_KEY_SECRET = "fake-sms-secret-0123456789abcdef"
 DEMO_SIGN = "msggate测试"
 MAX_NUMBERS = 1000
 _NUMBER = re.compile(r"(?:\+86|0086|86)?(1\d{10})")
-_VARIABLE = re.compile(r"\$\{(\w+)\}")
-_LINK = re.compile(r"https?://|www\.", re.IGNORECASE)
+PARAM_MESSAGES = ParamMessages(
+    invalid=("isv.INVALID_JSON_PARAM", "JSON参数不合法，只接受字符串值"),
+    missing="模板缺少变量",
+    link="不支持url为变量",
+)
 
 
 class FakeTemplate(msgspec.Struct, frozen=True):
@@ -75,11 +77,7 @@ DEMO_TEMPLATES: dict[str, FakeTemplate] = {
 }
 
 
-def _china(at: float) -> str:
-    return dt.datetime.fromtimestamp(at, CHINA).strftime("%Y-%m-%d %H:%M:%S")
-
-
-class FakeSms:
+class FakeSms(FakeProduct):
     """The fake's state: accounts, signatures, templates, what was sent, receipts to push."""
 
     def __init__(
@@ -91,20 +89,16 @@ class FakeSms:
         clock: Callable[[], float] = time.time,
         report_schedule: tuple[float, ...] = (60.0, 300.0, 600.0),
     ) -> None:
-        self.clock = clock
-        self.gateway = FakeRpcGateway(
-            HOST, keys or {DEMO_KEY_ID: DEMO_KEY_SECRET}, clock=lambda: self.clock()
+        super().__init__(
+            HOST,
+            keys or {DEMO_KEY_ID: DEMO_KEY_SECRET},
+            clock=clock,
+            report_schedule=report_schedule,
         )
         self.signs: dict[str, int] = dict(signs or {DEMO_SIGN: 1})  # name -> SignStatus
         self.templates: dict[str, FakeTemplate] = dict(templates or DEMO_TEMPLATES)
-        self.blocked_words: set[str] = {"违禁"}
-        self.illegal_numbers: set[str] = set()
         self.undeliverable: dict[str, tuple[str, str]] = {}  # phone -> (err_code, err_msg)
         self.sent: list[SentSms] = []
-        self.reports = ReportPusher(report_schedule)
-        self.auto_report = False
-        self.windows = FlowWindows()
-        self.flow_control = True  # per-number limits; off for tests that send one number a lot
         self._reported: set[tuple[str, str]] = set()
         self.gateway.add_action("SendSms", VERSION, self.send_sms)
         self.gateway.add_action("GetSmsSign", VERSION, self.get_sms_sign)
@@ -134,8 +128,8 @@ class FakeSms:
         template = self.templates.get(p["TemplateCode"])
         if template is None:
             raise RpcError("isv.SMS_TEMPLATE_ILLEGAL", "模板不合法(不存在或被拉黑)")
-        params = self._template_params(template, p.get("TemplateParam"))
-        text = _VARIABLE.sub(lambda m: params[m.group(1)], template.text)
+        params = self.template_params(template.text, p.get("TemplateParam"), PARAM_MESSAGES)
+        text = fill(template.text, params)
         counted = signed_text(p["SignName"], text)
         if len(counted) > MAX_LENGTH:
             raise RpcError("isv.PARAM_LENGTH_LIMIT", "参数超出长度限制")
@@ -161,8 +155,7 @@ class FakeSms:
                     p.get("OutId", ""),
                 )
             )
-        if self.auto_report:
-            self.reports.spawn(self.push_reports())
+        self.accepted()
         return {"Code": "OK", "Message": "OK", "BizId": biz_id}
 
     def _numbers(self, value: str) -> list[str]:
@@ -176,25 +169,6 @@ class FakeSms:
                 raise RpcError("isv.MOBILE_NUMBER_ILLEGAL", "非法手机号")
             phones.append(match.group(1))
         return phones
-
-    def _template_params(self, template: FakeTemplate, raw: str | None) -> dict[str, str]:
-        wanted = _VARIABLE.findall(template.text)
-        params: Any = {}
-        if raw:
-            try:
-                params = json.loads(raw)
-            except ValueError:
-                raise RpcError("isv.INVALID_JSON_PARAM", "JSON参数不合法，只接受字符串值") from None
-            if not isinstance(params, dict) or not all(isinstance(v, str) for v in params.values()):
-                raise RpcError("isv.INVALID_JSON_PARAM", "JSON参数不合法，只接受字符串值")
-        if any(name not in params for name in wanted):
-            raise RpcError("isv.TEMPLATE_MISSING_PARAMETERS", "模板缺少变量")
-        for value in params.values():
-            if _LINK.search(value):
-                raise RpcError("isv.PARAM_NOT_SUPPORT_URL", "不支持url为变量")
-            if any(word in value for word in self.blocked_words):
-                raise RpcError("isv.BLACK_KEY_CONTROL_LIMIT", "模板变量中存在黑名单关键字")
-        return {name: params[name] for name in wanted}
 
     # -- per-number flow control (doc 44335) ------------------------------------------------
 
@@ -221,8 +195,8 @@ class FakeSms:
         failure = self.undeliverable.get(sms.phone)
         return {
             "phone_number": sms.phone,
-            "send_time": _china(sms.at),
-            "report_time": _china(self.clock()),
+            "send_time": china_text(sms.at),
+            "report_time": china_text(self.clock()),
             "success": failure is None,
             "err_code": failure[0] if failure else "DELIVERED",
             "err_msg": failure[1] if failure else "用户接收成功",
@@ -240,29 +214,20 @@ class FakeSms:
         self._reported.update((s.biz_id, s.phone) for s in pending)
         return await self.reports.push([self.report(s) for s in pending], url)
 
-    async def close(self) -> None:
-        await self.reports.close()
-
 
 FAKE_SMS = web.AppKey("fake_sms", FakeSms)
 
 
 def make_app(fake: FakeSms | None = None) -> web.Application:
     """The fake SMS service (``app[FAKE_SMS]`` is its state)."""
-    app = web.Application()
-    state = fake or FakeSms()
-    app[FAKE_SMS] = state
-    state.gateway.install(app)
+    return product_app(fake or FakeSms(), FAKE_SMS)
 
-    async def receipts_now(request: web.Request) -> web.Response:
-        body = await request.json() if request.can_read_body else {}
-        status = await state.push_reports(body.get("url") if isinstance(body, dict) else None)
-        return web.json_response({"status": status})
 
-    async def lifetime(app: web.Application) -> AsyncIterator[None]:
-        yield
-        await state.close()
-
-    app.router.add_post("/_fake/receipts", receipts_now)
-    app.cleanup_ctx.append(lifetime)
-    return app
+def fake_provider() -> FakeProvider:
+    """This fake as ``msggate fake-providers`` serves it, at ``/aliyun-sms``."""
+    return FakeProvider(
+        "aliyun-sms",
+        make_app,
+        f"Alibaba Cloud SMS (dysmsapi): AccessKey {DEMO_KEY_ID} / {DEMO_KEY_SECRET},"
+        f" sign_name {DEMO_SIGN}, templates {', '.join(DEMO_TEMPLATES)}",
+    )

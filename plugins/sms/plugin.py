@@ -7,7 +7,7 @@ import logging
 from gateway import hookimpl
 from gateway.callbacks import CallbackRoute, FakeProvider
 from gateway.channel import Channel
-from plugins.sms import callbacks
+from plugins.sms.callbacks import routes
 from plugins.sms.channel import SmsChannel
 
 log = logging.getLogger(__name__)
@@ -22,19 +22,12 @@ def msggate_channels() -> list[Channel]:
 @hookimpl
 def msggate_callback_routes() -> list[CallbackRoute]:
     """SmsReport pushes: ``POST /callbacks/sms/aliyun/{account}/{receipt_token}``."""
-    return callbacks.routes()
+    return routes()
 
 
 @hookimpl
 def msggate_fake_providers() -> list[FakeProvider]:
     """A fake Alibaba Cloud SMS at ``/aliyun-sms``."""
-    from plugins.sms import fake
+    from plugins.sms.fake import fake_provider  # only the fake-providers command needs it
 
-    return [
-        FakeProvider(
-            "aliyun-sms",
-            fake.make_app,
-            f"Alibaba Cloud SMS (dysmsapi): AccessKey {fake.DEMO_KEY_ID} / {fake.DEMO_KEY_SECRET},"
-            f" sign_name {fake.DEMO_SIGN}, templates {', '.join(fake.DEMO_TEMPLATES)}",
-        )
-    ]
+    return [fake_provider()]

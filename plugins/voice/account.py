@@ -15,7 +15,6 @@ log = logging.getLogger(__name__)
 
 VMS_ENDPOINT = "https://dyvmsapi.aliyuncs.com"
 _SHOW_NUMBER = re.compile(r"[\w-]{3,64}")
-_VARIABLE = re.compile(r"\$\{(\w+)\}")
 
 
 class VoiceAccount(AliyunAccount, kw_only=True, forbid_unknown_fields=True):
@@ -45,8 +44,3 @@ class VoiceAccount(AliyunAccount, kw_only=True, forbid_unknown_fields=True):
                 f"invalid caller number {show!r}: digits as purchased, e.g. 057112345678",
                 "called_show_number",
             )
-
-    def template_variables(self, code: str) -> list[str] | None:
-        """The ``${name}`` variables of a known TTS template, or None if it is not known."""
-        text = self.templates.get(code)
-        return None if text is None else list(dict.fromkeys(_VARIABLE.findall(text)))

@@ -15,40 +15,19 @@ and ignored. The caller is verified by :mod:`plugins.aliyun.receipts`.
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 from typing import Any
 
-from aiohttp import web
-
 from gateway.callbacks import CallbackRoute
 from gateway.model import Receipt
-from gateway.receipts import Receipts
-from plugins.aliyun.receipts import accepted, json_array, refused, verified_account
+from plugins.aliyun.receipts import CALL_STATUS_TEXT, china_time, report_route
+from plugins.voice.account import VoiceAccount
 
 log = logging.getLogger(__name__)
 
 CHANNEL = "voice"
-PATH = "/voice/aliyun/{account}/{token}"
-CHINA = dt.timezone(dt.timedelta(hours=8))
 REACHED = frozenset({"200000", "200001"})
 PROGRESS = frozenset({"200100", "200101", "200102", "200201", "300000"})
-STATUS_TEXT = {  # doc 55085, for reports without a status_msg
-    "200000": "listened to the end",
-    "200001": "hung up early",
-    "200002": "busy",
-    "200003": "rang, not answered",
-    "200004": "invalid number",
-    "200005": "unreachable (rejected, carrier or anti-spam)",
-    "200006": "audio format error",
-    "200007": "out of the service area",
-    "200010": "powered off",
-    "200011": "suspended",
-    "200012": "call lost (restricted)",
-    "999999": "system error",
-    "500": "carrier error",
-    "400": "network element busy",
-}
 _DETAIL = (
     "status_code",
     "smart_status_code",
@@ -61,20 +40,13 @@ _DETAIL = (
 )
 
 
-def china_time(value: object) -> dt.datetime | None:
-    try:
-        return dt.datetime.strptime(str(value), "%Y-%m-%d %H:%M:%S").replace(tzinfo=CHINA)
-    except ValueError:
-        return None
-
-
 def receipt_from(report: dict[str, Any]) -> Receipt | None:
     """The Receipt of one final report, or None (progress, or no call id/status)."""
     call_id, code = report.get("call_id"), str(report.get("status_code") or "")
     if not isinstance(call_id, str) or not call_id or not code or code in PROGRESS:
         return None
     delivered = code in REACHED
-    message = str(report.get("status_msg") or STATUS_TEXT.get(code, "call not completed"))
+    message = str(report.get("status_msg") or CALL_STATUS_TEXT.get(code, "call not completed"))
     smart = report.get("smart_status_code")
     callee = report.get("callee")
     return Receipt(
@@ -88,19 +60,10 @@ def receipt_from(report: dict[str, Any]) -> Receipt | None:
     )
 
 
-async def voice_report(request: web.Request, receipts: Receipts) -> web.StreamResponse:
-    """Take a batch of VoiceReport / VoiceCallReport pushes for one account."""
-    _, refusal = await verified_account(request, CHANNEL)
-    if refusal is not None:
-        return refusal
-    reports = await json_array(request)
-    if reports is None:
-        return refused(400, "expected a JSON array of call reports")
-    final = [r for r in (receipt_from(item) for item in reports) if r is not None]
-    matched = await receipts.record(CHANNEL, final)
-    log.info("VoiceReport: %d reports, %d final, %d matched", len(reports), len(final), matched)
-    return accepted()
+def receipts_from(reports: list[dict[str, Any]]) -> list[Receipt]:
+    """The final results in a pushed VoiceReport / VoiceCallReport batch."""
+    return [r for r in (receipt_from(item) for item in reports) if r is not None]
 
 
 def routes() -> list[CallbackRoute]:
-    return [CallbackRoute("POST", PATH, voice_report)]
+    return [report_route(CHANNEL, VoiceAccount, receipts_from, "call reports")]

@@ -12,9 +12,9 @@ import logging
 import msgspec
 
 from gateway.channel import Outgoing
-from plugins.aliyun.params import json_param, string_variables
+from plugins.aliyun.numbers import phone_problem
+from plugins.aliyun.params import json_param, template_params
 from plugins.voice.account import VoiceAccount
-from plugins.voice.recipients import callee_problem
 
 log = logging.getLogger(__name__)
 
@@ -27,7 +27,7 @@ class CallRequest(msgspec.Struct, frozen=True):
 
 def compose(account: VoiceAccount, outgoing: Outgoing) -> CallRequest:
     """The request for ``outgoing``; raises ValueError with a reason when it cannot be sent."""
-    problem = callee_problem(outgoing.recipient)
+    problem = phone_problem(outgoing.recipient)
     if problem:
         raise ValueError(problem)
     code = (outgoing.template or "").strip()
@@ -36,13 +36,8 @@ def compose(account: VoiceAccount, outgoing: Outgoing) -> CallRequest:
             "Alibaba Cloud voice calls speak approved TTS templates only: give the message a"
             " template (its TtsCode, e.g. TTS_123456789) and its variables"
         )
-    variables = string_variables(outgoing.variables)
-    wanted = account.template_variables(code)
-    if wanted is not None:
-        missing = [name for name in wanted if name not in variables]
-        if missing:
-            raise ValueError(f"TTS template {code} needs the variables: {', '.join(missing)}")
-        variables = {name: variables[name] for name in wanted}
+    known = account.templates.get(code)
+    variables = template_params(outgoing.variables, known, f"TTS template {code}")
     params = {"CalledNumber": outgoing.recipient, "TtsCode": code}
     if variables:
         tts_param = json_param(variables)

@@ -20,25 +20,25 @@ Tests reach the state through ``app[FAKE_VOICE]``.
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import logging
 import random
 import re
 import time
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import msgspec
 from aiohttp import web
 
-from plugins.aliyun.fake import FakeRpcGateway, FlowWindows, ReportPusher, RpcError, RpcRequest
+from gateway.callbacks import FakeProvider
+from plugins.aliyun.fake import RpcError, RpcRequest
+from plugins.aliyun.fake_product import FakeProduct, ParamMessages, china_text, fill, product_app
 
 log = logging.getLogger(__name__)
 
 VERSION = "2017-05-25"
 HOST = "dyvmsapi.aliyuncs.com"
-CHINA = dt.timezone(dt.timedelta(hours=8))
 DEMO_KEY_ID = "LTAI5tFakeVoiceKey01"
 DEMO_KEY_SECRET = "fake-voice-secret-0123456789abcd"
 DEMO_SHOW_NUMBER = "057100000001"
@@ -49,8 +49,11 @@ DEMO_TEMPLATES = {
 PUBLIC_POOL_NUMBER = "057100009999"
 TTS_PARAM_LIMIT = 250
 _CALLEE = re.compile(r"(?:\+86|0086|86)?(1\d{10}|0\d{9,11})")
-_VARIABLE = re.compile(r"\$\{(\w+)\}")
-_LINK = re.compile(r"https?://|www\.", re.IGNORECASE)
+PARAM_MESSAGES = ParamMessages(
+    invalid=("isv.INVALID_PARAMETERS", "参数异常"),
+    missing="文本转语音模板参数缺失",
+    link="变量不支持URL参数",
+)
 SMART_STATUS = {
     "200000": "ANSWERED",
     "200001": "ANSWERED",
@@ -90,11 +93,7 @@ class FakeCall(msgspec.Struct, frozen=True):
     out_id: str = ""
 
 
-def _china(at: float) -> str:
-    return dt.datetime.fromtimestamp(at, CHINA).strftime("%Y-%m-%d %H:%M:%S")
-
-
-class FakeVoice:
+class FakeVoice(FakeProduct):
     """The fake's state: accounts, caller numbers, TTS templates, calls, results to report."""
 
     def __init__(
@@ -106,20 +105,16 @@ class FakeVoice:
         clock: Callable[[], float] = time.time,
         report_schedule: tuple[float, ...] = (60.0, 300.0, 600.0),
     ) -> None:
-        self.clock = clock
-        self.gateway = FakeRpcGateway(
-            HOST, keys or {DEMO_KEY_ID: DEMO_KEY_SECRET}, clock=lambda: self.clock()
+        super().__init__(
+            HOST,
+            keys or {DEMO_KEY_ID: DEMO_KEY_SECRET},
+            clock=clock,
+            report_schedule=report_schedule,
         )
         self.show_numbers: set[str] = set(show_numbers or {DEMO_SHOW_NUMBER})
         self.templates: dict[str, str] = dict(templates or DEMO_TEMPLATES)
-        self.blocked_words: set[str] = {"违禁"}
-        self.illegal_numbers: set[str] = set()
         self.results: dict[str, str] = {}  # callee -> final status_code (default 200000)
         self.calls: list[FakeCall] = []
-        self.reports = ReportPusher(report_schedule)
-        self.auto_report = False
-        self.windows = FlowWindows()
-        self.flow_control = True  # per-callee limits; off for tests that call one number a lot
         self._reported: set[str] = set()
         self.gateway.add_action("SingleCallByTts", VERSION, self.single_call_by_tts)
         self.gateway.add_action("QueryCallDetailByCallId", VERSION, self.query_call_detail)
@@ -138,7 +133,10 @@ class FakeVoice:
         template = self.templates.get(p["TtsCode"])
         if template is None:
             raise RpcError("isv.TTS_TEMPLATE_ILLEGAL", "TTS模板不合法")
-        params = self._tts_params(template, p.get("TtsParam"))
+        raw = p.get("TtsParam")
+        if raw and len(raw) >= TTS_PARAM_LIMIT:
+            raise RpcError("isv.PARAM_LENGTH_LIMIT", "参数长度受限")
+        params = self.template_params(template, raw, PARAM_MESSAGES)
         self._playback(p)
         now = self.clock()
         refusal = self.windows.refusal(("callee", callee), now, minute=1, hour=5, day=20)
@@ -146,7 +144,7 @@ class FakeVoice:
             raise RpcError("isv.BUSINESS_LIMIT_CONTROL", refusal)
         self.windows.count(("callee", callee), now)
         call_id = f"{random.randrange(10**11, 10**12)}^{random.randrange(10**10, 10**11)}"
-        text = _VARIABLE.sub(lambda m: params[m.group(1)], template)
+        text = fill(template, params)
         self.calls.append(
             FakeCall(
                 call_id,
@@ -159,8 +157,7 @@ class FakeVoice:
                 p.get("OutId", ""),
             )
         )
-        if self.auto_report:
-            self.reports.spawn(self.push_reports())
+        self.accepted()
         return {"Code": "OK", "Message": "OK", "CallId": call_id}
 
     async def query_call_detail(self, rpc: RpcRequest) -> dict[str, Any]:
@@ -172,7 +169,7 @@ class FakeVoice:
             return {"Code": "OK", "Message": "OK", "Data": None}
         state = self.results.get(call.callee, "200000")
         detail = {"callee": call.callee, "caller": call.caller, "state": state}
-        detail["gmtCreate"] = _china(call.at)
+        detail["gmtCreate"] = china_text(call.at)
         return {"Code": "OK", "Message": "OK", "Data": json.dumps(detail, ensure_ascii=False)}
 
     def _callee(self, value: str) -> str:
@@ -182,27 +179,6 @@ class FakeVoice:
         if match is None or match.group(1) in self.illegal_numbers:
             raise RpcError("isv.MOBILE_NUMBER_ILLEGAL", "号码格式非法")
         return match.group(1)
-
-    def _tts_params(self, template: str, raw: str | None) -> dict[str, str]:
-        wanted = _VARIABLE.findall(template)
-        params: Any = {}
-        if raw:
-            if len(raw) >= TTS_PARAM_LIMIT:
-                raise RpcError("isv.PARAM_LENGTH_LIMIT", "参数长度受限")
-            try:
-                params = json.loads(raw)
-            except ValueError:
-                raise RpcError("isv.INVALID_PARAMETERS", "参数异常") from None
-            if not isinstance(params, dict) or not all(isinstance(v, str) for v in params.values()):
-                raise RpcError("isv.INVALID_PARAMETERS", "参数异常")
-        if any(name not in params for name in wanted):
-            raise RpcError("isv.TEMPLATE_MISSING_PARAMETERS", "文本转语音模板参数缺失")
-        for value in params.values():
-            if _LINK.search(value):
-                raise RpcError("isv.PARAM_NOT_SUPPORT_URL", "变量不支持URL参数")
-            if any(word in value for word in self.blocked_words):
-                raise RpcError("isv.BLACK_KEY_CONTROL_LIMIT", "模板变量中存在黑名单关键字")
-        return {name: params[name] for name in wanted}
 
     @staticmethod
     def _playback(p: dict[str, str]) -> None:
@@ -232,10 +208,10 @@ class FakeVoice:
             "callee": call.callee,
             "caller": call.caller,
             "duration": "10" if answered else "0",
-            "originate_time": _china(call.at),
-            "ring_time": _china(ring),
-            "start_time": _china(start) if answered else "",
-            "end_time": _china(end),
+            "originate_time": china_text(call.at),
+            "ring_time": china_text(ring),
+            "start_time": china_text(start) if answered else "",
+            "end_time": china_text(end),
             "call_id": call.call_id,
             "out_id": call.out_id,
             "hangup_direction": "2" if answered else "",
@@ -248,7 +224,7 @@ class FakeVoice:
             {
                 "call_id": call.call_id,
                 "status_code": code,
-                "status_time": _china(call.at + i),
+                "status_time": china_text(call.at + i),
                 "out_id": call.out_id,
             }
             for i, code in enumerate(("200101", "200201"))
@@ -266,29 +242,20 @@ class FakeVoice:
         items += [self.report(c) for c in pending]
         return await self.reports.push(items, url)
 
-    async def close(self) -> None:
-        await self.reports.close()
-
 
 FAKE_VOICE = web.AppKey("fake_voice", FakeVoice)
 
 
 def make_app(fake: FakeVoice | None = None) -> web.Application:
     """The fake voice service (``app[FAKE_VOICE]`` is its state)."""
-    app = web.Application()
-    state = fake or FakeVoice()
-    app[FAKE_VOICE] = state
-    state.gateway.install(app)
+    return product_app(fake or FakeVoice(), FAKE_VOICE)
 
-    async def receipts_now(request: web.Request) -> web.Response:
-        body = await request.json() if request.can_read_body else {}
-        url = body.get("url") if isinstance(body, dict) else None
-        return web.json_response({"status": await state.push_reports(url)})
 
-    async def lifetime(app: web.Application) -> AsyncIterator[None]:
-        yield
-        await state.close()
-
-    app.router.add_post("/_fake/receipts", receipts_now)
-    app.cleanup_ctx.append(lifetime)
-    return app
+def fake_provider() -> FakeProvider:
+    """This fake as ``msggate fake-providers`` serves it, at ``/aliyun-voice``."""
+    return FakeProvider(
+        "aliyun-voice",
+        make_app,
+        f"Alibaba Cloud voice (dyvmsapi): AccessKey {DEMO_KEY_ID} / {DEMO_KEY_SECRET},"
+        f" caller number {DEMO_SHOW_NUMBER}, TTS templates {', '.join(DEMO_TEMPLATES)}",
+    )
