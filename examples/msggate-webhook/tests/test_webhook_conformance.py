@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import pytest
 from conftest import Receiver, outgoing
 from gateway.channel import AccountRef, Outgoing
@@ -26,13 +24,8 @@ PERMANENT = {
 
 
 class TestWebhookConformance(ChannelConformance):
+    channel_type = WebhookChannel
     send_timeout = 10.0
-
-    @pytest.fixture
-    async def channel(self) -> AsyncIterator[WebhookChannel]:
-        channel = WebhookChannel()
-        yield channel
-        await channel.close()
 
     @pytest.fixture
     def account(self, receiver: Receiver) -> AccountRef:
