@@ -40,6 +40,14 @@ async def _init_connection(conn: asyncpg.Connection) -> None:
         )
 
 
+async def _reset(conn: asyncpg.Connection) -> None:
+    """Nothing to undo when a connection goes back to the pool: the gateway sets no session
+    state (no SET, no session advisory locks, no WITH HOLD cursors; LISTEN is undone by the
+    stop() that Store.listen returns). asyncpg's default reset runs ``SELECT
+    pg_advisory_unlock_all(); CLOSE ALL; UNLISTEN *; RESET ALL`` on every release: one more
+    round trip per query. asyncpg still rolls back a transaction left open before this."""
+
+
 def _encode_json(value: object) -> str:
     return msgspec.json.encode(value).decode()
 
@@ -52,6 +60,7 @@ async def open_pool(url: str, size: int) -> asyncpg.Pool:
             min_size=min(2, size),
             max_size=size,
             init=_init_connection,
+            reset=_reset,
             command_timeout=60,
         )
     except (OSError, asyncpg.PostgresError) as exc:

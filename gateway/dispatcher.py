@@ -72,6 +72,7 @@ class Dispatcher:
         self._in_flight: set[asyncio.Task] = set()
         self._stopping = False
         self._finisher: Batcher[Finished, list[EventRow]] = Batcher(self._flush, 500)
+        self._sandbox: Batcher[ClaimedDelivery, None] = Batcher(self._record_sandbox, 500)
         # A seam for ingress-specific content, e.g. the SMTP relay's original MIME (outgoing.raw)
         self.prepare_outgoing: PrepareOutgoing | None = None
 
@@ -139,6 +140,7 @@ class Dispatcher:
             task.cancel()
         await asyncio.gather(*self._in_flight, return_exceptions=True)
         await self._finisher.close()
+        await self._sandbox.close()
 
     # -- one delivery ----------------------------------------------------------------------
 
@@ -196,7 +198,7 @@ class Dispatcher:
         if blocked is not None:
             return blocked
         if row.sandbox:
-            await self.store.record_sandbox(d)
+            await self._sandbox.submit(d)
             return Sent(provider_id=f"sandbox:{d.id}", units=1, answer="recorded in the sandbox")
         assert channel is not None
         deferred = await self._pace(channel, ref, outgoing, d)
@@ -298,6 +300,10 @@ class Dispatcher:
             code=outcome.code,
             error=outcome.reason,
         )
+
+    async def _record_sandbox(self, batch: list[ClaimedDelivery]) -> list[None]:
+        await self.store.record_sandbox_many(batch)
+        return [None] * len(batch)
 
     async def _flush(self, batch: list[Finished]) -> list[list[EventRow]]:
         events: dict[uuid.UUID, list[EventRow]] = {}

@@ -28,6 +28,8 @@ from gateway.sql import QUERIES as Q
 
 T = TypeVar("T")
 
+_json = msgspec.json.Encoder()
+
 NOTIFY_CHANNEL = "msggate_due"
 # The Receipt fields record_receipts passes, in the order of the query's arrays ($2 ...).
 RECEIPT_COLUMNS = (
@@ -78,58 +80,23 @@ class Store:
     # -- accept (group commit) ---------------------------------------------------------------
 
     async def insert_messages(self, batch: Sequence[NewMessage]) -> InsertResult:
-        """Commit a batch of messages and their deliveries in one transaction, then NOTIFY.
+        """Commit a batch of messages and their deliveries in one statement, with a NOTIFY.
 
         A message that is not inserted either replays an idempotency key (``existing`` says
         which message holds it) or was committed already by an earlier try of the same batch.
         """
-        columns: list[list[Any]] = [[] for _ in range(16)]
+        records = await self.pool.fetch(Q["insert_messages"], _json.encode(batch).decode())
+        inserted = {r[0] for r in records}
+        existing: dict[tuple[str, str], tuple[uuid.UUID, bytes | None]] = {}
         for m in batch:
-            for i, value in enumerate(
-                (
-                    m.id,
-                    m.channel,
-                    m.account_id,
-                    m.account_name,
-                    m.subject,
-                    m.text,
-                    m.html,
-                    m.variables,
-                    m.ingress,
-                    m.ingress_detail,
-                    m.idempotency_scope,
-                    m.idempotency_key,
-                    m.request_hash,
-                    m.send_at,
-                    m.template,
-                    m.options,
+            if m.id in inserted or m.idempotency_key is None:
+                continue
+            key = (m.idempotency_scope or "", m.idempotency_key)
+            if key not in existing:  # committed before ours: ON CONFLICT waited for it
+                row = await self.pool.fetchrow(
+                    Q["find_idempotent"], m.idempotency_scope, m.idempotency_key
                 )
-            ):
-                columns[i].append(value)
-        now = dt.datetime.now(dt.UTC)
-        async with self.pool.acquire() as conn, conn.transaction():
-            inserted = {r["id"] for r in await conn.fetch(Q["insert_messages"], *columns)}
-            d_ids, d_msgs, d_rcpts, d_due = [], [], [], []
-            existing: dict[tuple[str, str], tuple[uuid.UUID, bytes | None]] = {}
-            for m in batch:
-                if m.id in inserted:
-                    d_ids.extend(m.delivery_ids)
-                    d_msgs.extend([m.id] * len(m.recipients))
-                    d_rcpts.extend(m.recipients)
-                    d_due.extend([m.send_at or now] * len(m.recipients))
-                elif m.idempotency_key is not None:
-                    key = (m.idempotency_scope or "", m.idempotency_key)
-                    if key not in existing:
-                        row = await conn.fetchrow(
-                            Q["find_idempotent"], m.idempotency_scope, m.idempotency_key
-                        )
-                        existing[key] = (row["id"], row["request_hash"])
-            raws = [(m.id, m.raw) for m in batch if m.raw is not None and m.id in inserted]
-            if raws:  # the relay's original MIME commits with its message, or neither does
-                await conn.execute(Q["insert_message_raw"], *map(list, zip(*raws, strict=True)))
-            if d_ids:
-                await conn.execute(Q["insert_deliveries"], d_ids, d_msgs, d_rcpts, d_due)
-                await conn.execute(Q["notify_due"])
+                existing[key] = (row["id"], row["request_hash"])
         return InsertResult(inserted, existing)
 
     # -- reading messages --------------------------------------------------------------------
@@ -229,6 +196,26 @@ class Store:
             d.body_html,
             d.variables,
         )
+
+    async def record_sandbox_many(self, batch: Sequence[ClaimedDelivery]) -> None:
+        """Record sandbox deliveries in one statement."""
+        columns: list[list[Any]] = [[] for _ in range(9)]
+        for d in batch:
+            for i, value in enumerate(
+                (
+                    d.id,
+                    d.message_id,
+                    d.channel,
+                    d.account_name,
+                    d.recipient,
+                    d.subject,
+                    d.body_text,
+                    d.body_html,
+                    d.variables,
+                )
+            ):
+                columns[i].append(value)
+        await self.pool.execute(Q["record_sandbox_many"], *columns)
 
     async def list_sandbox(
         self, account: str | None, recipient: str | None, before: int | None, limit: int

@@ -1,19 +1,37 @@
 -- name: insert_messages
--- Group commit: many accepted messages in one statement; idempotent replays are skipped.
-INSERT INTO messages (id, channel, account_id, account_name, subject, body_text, body_html,
-                      variables, ingress, ingress_detail, idempotency_scope, idempotency_key,
-                      request_hash, send_at, template, options)
-SELECT * FROM unnest($1::uuid[], $2::text[], $3::bigint[], $4::text[], $5::text[], $6::text[],
-                     $7::text[], $8::jsonb[], $9::text[], $10::jsonb[], $11::text[], $12::text[],
-                     $13::bytea[], $14::timestamptz[], $15::text[], $16::jsonb[])
-ON CONFLICT DO NOTHING  -- an idempotent replay, or a batch retried after its commit
-RETURNING id;
-
--- name: insert_deliveries
-INSERT INTO deliveries (id, message_id, recipient, status, due_at)
-SELECT id, message_id, recipient, 'queued', due_at
-FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::timestamptz[])
-     AS d (id, message_id, recipient, due_at);
+-- Group commit in ONE statement (one round trip; a statement is its own transaction): the
+-- messages, the relay's original MIME of those that have one, the deliveries of the messages
+-- actually inserted, and a NOTIFY if there are any. The batch is one JSON array of NewMessage,
+-- encoded by msgspec in C (16 parameter arrays cost asyncpg far more CPU). Idempotent replays,
+-- and messages of a batch retried after its commit, are skipped by ON CONFLICT; foreign keys
+-- are checked at the end of the statement, when the messages exist.
+WITH b AS (
+    SELECT * FROM json_to_recordset($1::text::json) AS b (
+        id uuid, channel text, account_id bigint, account_name text, recipients text[],
+        delivery_ids uuid[], subject text, text text, html text, variables jsonb, ingress text,
+        ingress_detail jsonb, idempotency_scope text, idempotency_key text, request_hash text,
+        send_at timestamptz, template text, options jsonb, raw text)
+), m AS (
+    INSERT INTO messages (id, channel, account_id, account_name, subject, body_text, body_html,
+                          variables, ingress, ingress_detail, idempotency_scope, idempotency_key,
+                          request_hash, send_at, template, options)
+    SELECT id, channel, account_id, account_name, subject, text, html, variables, ingress,
+           ingress_detail, idempotency_scope, idempotency_key, decode(request_hash, 'base64'),
+           send_at, template, options
+    FROM b
+    ON CONFLICT DO NOTHING
+    RETURNING id
+), r AS (
+    INSERT INTO message_raw (message_id, data)
+    SELECT b.id, decode(b.raw, 'base64') FROM b JOIN m ON m.id = b.id WHERE b.raw IS NOT NULL
+), d AS (
+    INSERT INTO deliveries (id, message_id, recipient, status, due_at)
+    SELECT x.id, b.id, x.recipient, 'queued', coalesce(b.send_at, now())
+    FROM b JOIN m ON m.id = b.id, unnest(b.delivery_ids, b.recipients) AS x (id, recipient)
+    RETURNING 1
+)
+SELECT id, (SELECT pg_notify('msggate_due', '') FROM (SELECT 1 FROM d LIMIT 1) AS any_d)
+FROM m;
 
 -- name: find_idempotent
 SELECT id, request_hash FROM messages WHERE idempotency_scope = $1 AND idempotency_key = $2;
@@ -93,6 +111,13 @@ SELECT min(due_at) FROM deliveries WHERE status IN ('queued', 'retrying', 'sendi
 INSERT INTO sandbox_messages (delivery_id, message_id, channel, account, recipient, subject,
                               body_text, body_html, variables)
 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+ON CONFLICT (delivery_id) DO NOTHING;
+
+-- name: record_sandbox_many
+INSERT INTO sandbox_messages (delivery_id, message_id, channel, account, recipient, subject,
+                              body_text, body_html, variables)
+SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::text[], $6::text[],
+                     $7::text[], $8::text[], $9::jsonb[])
 ON CONFLICT (delivery_id) DO NOTHING;
 
 -- name: list_sandbox

@@ -5,11 +5,19 @@ from __future__ import annotations
 import email.policy
 import functools
 import logging
+import re
 from email.headerregistry import Address
 
 log = logging.getLogger(__name__)
 
 _header_factory = email.policy.default.header_factory
+
+# A bare ASCII address, dot-atom local part @ LDH domain with a dot: parse_mailbox accepts all
+# of these unchanged, some 150 times slower (60 us), so callers check this first.
+_ATOM = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
+_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+PLAIN_ADDRESS = rf"{_ATOM}(?:\.{_ATOM})*@{_LABEL}(?:\.{_LABEL})+"
+is_plain_address = re.compile(PLAIN_ADDRESS).fullmatch
 
 
 @functools.lru_cache(maxsize=4096)  # the stdlib parser is slow; the same addresses recur

@@ -16,7 +16,7 @@ from gateway.channel import (
     Outgoing,
 )
 from plugins.email.account import EmailAccount, account_from
-from plugins.email.addresses import parse_mailbox
+from plugins.email.addresses import is_plain_address, parse_mailbox
 from plugins.email.compose import compose
 from plugins.email.pool import SmtpPool
 from plugins.email.relayed import compose_relayed
@@ -37,6 +37,8 @@ class EmailChannel(Channel):
     unit: ClassVar[str] = "message"
 
     def check_recipient(self, recipient: str) -> str | None:
+        if is_plain_address(recipient):  # the common case, without the full parser
+            return None
         try:
             parse_mailbox(recipient)
         except ValueError as exc:
