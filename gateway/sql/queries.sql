@@ -247,10 +247,6 @@ FROM event e JOIN updated u ON u.id = e.delivery_id;
 -- name: prune_unmatched_receipts
 DELETE FROM unmatched_receipts WHERE received_at < now() - interval '3 days';
 
--- name: insert_message_raw
-INSERT INTO message_raw (message_id, data)
-SELECT * FROM unnest($1::uuid[], $2::bytea[]);
-
 -- name: message_raw_many
 SELECT message_id, data FROM message_raw WHERE message_id = ANY($1::uuid[]);
 
