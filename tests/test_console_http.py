@@ -436,3 +436,34 @@ def test_browser_tests_fail_rather_than_skip_without_chromium_under_ci(monkeypat
     monkeypatch.setenv("CI", "")
     with pytest.raises(pytest.skip.Exception):
         missing_browser("Chromium is not installed")
+
+
+async def test_admin_revokes_an_api_key_and_deletes_a_relay_user_after_confirming(gateway, client):
+    key_name = unique("key")
+    await gateway.services.api_keys.create(key_name)
+    user = unique("app")
+    status, _ = await gateway.post(
+        "/api/v1/relay-users", {"username": user, "password": "a-long-passw0rd!"}
+    )
+    assert status == 201
+    c = client(gateway)
+    assert await c.login(await add_console_user(gateway, "admin")) == 303
+    token = await c.csrf()
+    for path, field, value in (
+        ("/apikeys/revoke", "name", key_name),
+        ("/relay-users/delete", "username", user),
+    ):
+        status, page, _ = await c.post(path, {"_csrf": token, field: value})
+        assert status == 200 and value in page  # the confirmation page names it
+        status, _, _ = await c.post(path, {"_csrf": token, field: value, "confirmed": "1"})
+        assert status == 303
+    assert all(k.revoked_at for k in await gateway.services.api_keys.list() if k.name == key_name)
+    status, users = await gateway.get("/api/v1/relay-users")
+    assert user not in str(users)
+    # A second revoke of the same key is refused, and the list page says so.
+    status, _, _ = await c.post(
+        "/apikeys/revoke", {"_csrf": token, "name": key_name, "confirmed": "1"}
+    )
+    assert status == 303
+    _, page, _ = await c.get("/apikeys")
+    assert "无法删除" in page

@@ -16,7 +16,7 @@ from admin.accountform import address_of, decode, field_specs, initial_values
 from admin.forms import Form, page_number, paginate, read_form
 from admin.render import redirect, render, translate
 from admin.routing import ANY, OPERATOR, route
-from admin.views.common import channel_label, confirm, query_text, services
+from admin.views.common import channel_label, confirm, query_text, refusal_redirect, services
 from gateway.accounts import MASK, AccountView
 from gateway.api.v1 import AccountIn
 from gateway.channel import Channel
@@ -202,15 +202,7 @@ async def delete(request: web.Request) -> web.StreamResponse:
     )
     if page is not None:
         return page
-    try:
+    with refusal_redirect(request, "accounts.list"):
         await s.accounts.delete(account.name)
-    except GatewayError as exc:
-        raise redirect(
-            request,
-            "accounts.list",
-            "notice.delete_refused",
-            "error",
-            notice_args={"reason": exc.message},
-        ) from None
     s.messages.forget_account(account.name)
     raise redirect(request, "accounts.list", "notice.account_deleted", notice_args={"name": name})

@@ -5,9 +5,9 @@ from __future__ import annotations
 from aiohttp import web
 
 from admin.forms import Form, page_number, paginate, read_form
-from admin.render import redirect, render, translate
+from admin.render import render, translate
 from admin.routing import ADMIN, ANY, route
-from admin.views.common import confirm, services
+from admin.views.common import delete_posted, services
 from gateway.errors import GatewayError
 
 
@@ -46,26 +46,13 @@ async def create(request: web.Request) -> web.StreamResponse:
 
 @route("POST", "/apikeys/revoke", "apikeys.revoke", ADMIN)
 async def revoke(request: web.Request) -> web.StreamResponse:
-    posted = await read_form(request)
-    name = posted.get("name", "")
     t = translate(request)
-    page = confirm(
+    return await delete_posted(
         request,
-        posted,
+        "name",
         t("apikeys.revoke_title"),
-        t("apikeys.revoke_confirm", name=name),
-        hidden={"name": name},
+        lambda name: t("apikeys.revoke_confirm", name=name),
+        lambda name: services(request).api_keys.revoke(name),
+        "apikeys.list",
+        "notice.key_revoked",
     )
-    if page is not None:
-        return page
-    try:
-        await services(request).api_keys.revoke(name)
-    except GatewayError as exc:
-        raise redirect(
-            request,
-            "apikeys.list",
-            "notice.delete_refused",
-            "error",
-            notice_args={"reason": exc.message},
-        ) from None
-    raise redirect(request, "apikeys.list", "notice.key_revoked", notice_args={"name": name})

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
+from contextlib import contextmanager
 from typing import Any
 from urllib.parse import urlsplit
 
 from aiohttp import web
 
-from admin.render import render, translate
+from admin.forms import read_form
+from admin.render import redirect, render, translate
 from admin.session import SESSION, TOKEN
 from gateway.console_store import ConsoleUserRow
-from gateway.errors import Unavailable
+from gateway.errors import GatewayError, Unavailable
 from gateway.relay.services import RelayServices
 from gateway.services import SERVICES, Services
 
@@ -71,6 +73,44 @@ def confirm(
         cancel=cancel,
         hidden={k: str(v) for k, v in (hidden or {}).items()},
     )
+
+
+@contextmanager
+def refusal_redirect(request: web.Request, list_route: str) -> Iterator[None]:
+    """Around a confirmed deletion: a refusal (GatewayError) goes back to ``list_route``
+    with a notice that says why it was not deleted."""
+    try:
+        yield
+    except GatewayError as exc:
+        raise redirect(
+            request,
+            list_route,
+            "notice.delete_refused",
+            "error",
+            notice_args={"reason": exc.message},
+        ) from None
+
+
+async def delete_posted(
+    request: web.Request,
+    field: str,
+    title: str,
+    message: Callable[[str], str],
+    delete: Callable[[str], Awaitable[object]],
+    list_route: str,
+    done: str,
+) -> web.StreamResponse:
+    """Delete what the posted form names in ``field``: the confirmation page (``title``,
+    ``message(name)``) until the operator confirmed, then ``delete(name)``, back to
+    ``list_route`` with the notice ``done`` or, refused, with why."""
+    posted = await read_form(request)
+    name = posted.get(field, "")
+    page = confirm(request, posted, title, message(name), hidden={field: name})
+    if page is not None:
+        return page
+    with refusal_redirect(request, list_route):
+        await delete(name)
+    raise redirect(request, list_route, done, notice_args={"name": name})
 
 
 def query_text(request: web.Request, name: str, limit: int = 200) -> str:

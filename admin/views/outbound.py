@@ -13,7 +13,7 @@ from admin.forms import Form, page_number, paginate, read_form
 from admin.render import redirect, render, translate
 from admin.routing import ANY, OPERATOR, route
 from admin.views.accounts import _check_name
-from admin.views.common import confirm, query_text, services
+from admin.views.common import confirm, query_text, refusal_redirect, services
 from gateway.errors import GatewayError, NotFound
 
 CHANNEL = "outbound"
@@ -85,16 +85,8 @@ async def delete(request: web.Request) -> web.StreamResponse:
     )
     if page is not None:
         return page
-    try:
+    with refusal_redirect(request, "outbound.list"):
         await s.accounts.delete(account.name)
-    except GatewayError as exc:
-        raise redirect(
-            request,
-            "outbound.list",
-            "notice.delete_refused",
-            "error",
-            notice_args={"reason": exc.message},
-        ) from None
     s.messages.forget_account(account.name)
     raise redirect(
         request, "outbound.list", "notice.outbound_deleted", notice_args={"name": company}

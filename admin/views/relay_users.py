@@ -11,7 +11,7 @@ from aiohttp import web
 from admin.forms import Form, page_number, paginate, read_form
 from admin.render import redirect, render, translate
 from admin.routing import ADMIN, ANY, route
-from admin.views.common import confirm, relay
+from admin.views.common import delete_posted, relay
 from gateway.errors import GatewayError, Invalid, split_validation_error
 from gateway.relay.users import RelayUserIn
 
@@ -61,28 +61,13 @@ async def create(request: web.Request) -> web.StreamResponse:
 
 @route("POST", "/relay-users/delete", "relay_users.delete", ADMIN)
 async def delete(request: web.Request) -> web.StreamResponse:
-    posted = await read_form(request)
-    name = posted.get("username", "")
     t = translate(request)
-    page = confirm(
+    return await delete_posted(
         request,
-        posted,
+        "username",
         t("relay_users.delete_title"),
-        t("relay_users.delete_confirm", name=name),
-        hidden={"username": name},
-    )
-    if page is not None:
-        return page
-    try:
-        await relay(request).users.delete(name)
-    except GatewayError as exc:
-        raise redirect(
-            request,
-            "relay_users.list",
-            "notice.delete_refused",
-            "error",
-            notice_args={"reason": exc.message},
-        ) from None
-    raise redirect(
-        request, "relay_users.list", "notice.relay_user_deleted", notice_args={"name": name}
+        lambda name: t("relay_users.delete_confirm", name=name),
+        lambda name: relay(request).users.delete(name),
+        "relay_users.list",
+        "notice.relay_user_deleted",
     )

@@ -16,7 +16,7 @@ from admin import i18n
 from admin.forms import Form, page_number, paginate, read_form
 from admin.render import redirect, render, translate
 from admin.routing import ADMIN, route
-from admin.views.common import confirm, console, query_text, token, user
+from admin.views.common import confirm, console, query_text, refusal_redirect, token, user
 from gateway.console_users import ROLES, ConsoleUserIn
 from gateway.errors import GatewayError, Invalid, NotFound
 
@@ -148,14 +148,6 @@ async def delete(request: web.Request) -> web.StreamResponse:
     )
     if page is not None:
         return page
-    try:
+    with refusal_redirect(request, "users.list"):
         await users.delete(target.id, user(request).id)
-    except GatewayError as exc:
-        raise redirect(
-            request,
-            "users.list",
-            "notice.delete_refused",
-            "error",
-            notice_args={"reason": exc.message},
-        ) from None
     raise redirect(request, "users.list", "notice.user_deleted", notice_args={"name": target.name})

@@ -75,6 +75,13 @@ class RpcError(Exception):
         self.status = status
 
 
+def require(params: Mapping[str, str], *names: str) -> None:
+    """Refuse a request missing any of ``names`` (or giving it empty), as the service does."""
+    for name in names:
+        if not params.get(name):
+            raise RpcError(f"Missing{name}", f"{name} is mandatory for this action.", 400)
+
+
 class Fault(msgspec.Struct, kw_only=True):
     """A fault for the next ``times`` matching requests (``times=None``: every one).
 
@@ -184,9 +191,7 @@ class FakeRpcGateway:
         return self._answer(200, f"{params['Action']}Response", body, fmt)
 
     def _admit(self, method: str, params: dict[str, str]) -> RpcRequest:
-        for name in (*COMMON_PARAMS, "Signature"):
-            if not params.get(name):
-                raise RpcError(f"Missing{name}", f"{name} is mandatory for this action.", 400)
+        require(params, *COMMON_PARAMS, "Signature")
         if params["SignatureMethod"] != SIGNATURE_METHOD:
             raise RpcError(
                 "InvalidSignatureMethod.Malformed", "Specified signature method is not valid.", 400

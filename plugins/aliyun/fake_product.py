@@ -14,8 +14,8 @@ import datetime as dt
 import json
 import logging
 import re
-from collections.abc import AsyncIterator, Callable, Mapping
-from typing import Any
+from collections.abc import AsyncIterator, Callable, Hashable, Iterable, Mapping
+from typing import Any, TypeVar
 
 import msgspec
 from aiohttp import web
@@ -25,6 +25,8 @@ from plugins.aliyun.params import VARIABLE
 from plugins.aliyun.receipts import CHINA
 
 log = logging.getLogger(__name__)
+
+R = TypeVar("R")
 
 LINK = re.compile(r"https?://|www\.", re.IGNORECASE)
 
@@ -68,6 +70,7 @@ class FakeProduct:
         self.auto_report = False
         self.windows = FlowWindows()
         self.flow_control = True  # per-number limits; off for tests that send one number a lot
+        self._reported: set[Hashable] = set()
 
     def accepted(self) -> None:
         """Call after each accepted send: pushes its receipts when ``auto_report`` is set."""
@@ -77,6 +80,22 @@ class FakeProduct:
     async def push_reports(self, url: str | None = None) -> int:
         """Push the receipts not pushed yet; the HTTP status (0 when nothing was pushed)."""
         raise NotImplementedError
+
+    async def push_pending(
+        self,
+        url: str | None,
+        records: Iterable[R],
+        key: Callable[[R], Hashable],
+        items: Callable[[list[R]], list[dict[str, Any]]],
+    ) -> int:
+        """Push the ``items`` of the records whose ``key`` was not reported yet, in one batch,
+        and mark them reported; the HTTP status (0 when there is nothing to push or nowhere to
+        push it)."""
+        if not (url or self.reports.url):
+            return 0
+        pending = [r for r in records if key(r) not in self._reported]
+        self._reported.update(key(r) for r in pending)
+        return await self.reports.push(items(pending), url)
 
     def template_params(
         self, template: str, raw: str | None, messages: ParamMessages

@@ -17,8 +17,6 @@ import msgspec
 from gateway.channel import (
     AccountInvalid,
     AccountRef,
-    Channel,
-    ContentKind,
     Failed,
     Outcome,
     Outgoing,
@@ -31,9 +29,9 @@ from gateway.model import Receipt
 from gateway.tokens import Token, TokenCache
 from plugins.dingtalk import oapi
 from plugins.dingtalk.account import AppAccount
+from plugins.dingtalk.base import DingTalkBase
 from plugins.dingtalk.classify import TokenExpired, oapi_outcome
 from plugins.dingtalk.compose import NOTICE_TEXT_MAX, notice_msg, repeat_suffix
-from plugins.dingtalk.http import Http
 from plugins.dingtalk.mentions import check_userid
 from plugins.dingtalk.options import NoticeOptions
 from plugins.dingtalk.repeats import RecentContents, content_key
@@ -54,18 +52,16 @@ class TokenUnavailable(Exception):
         self.outcome = outcome
 
 
-class DingTalkChannel(Channel):
+class DingTalkChannel(DingTalkBase):
     """Work notifications from an internal app: text, markdown, action_card."""
 
     name: ClassVar[str] = "dingtalk"
-    content_kinds: ClassVar[frozenset[ContentKind]] = frozenset({ContentKind.TEXT})
     account_type: ClassVar[type[AppAccount]] = AppAccount
-    unit: ClassVar[str] = "message"
     options_type: ClassVar[type[NoticeOptions]] = NoticeOptions
     max_text_bytes: ClassVar[int | None] = NOTICE_TEXT_MAX
 
     def __init__(self) -> None:
-        self._http = Http()
+        super().__init__()
         self.tokens = TokenCache()
         self.recent = RecentContents()
 
@@ -131,9 +127,7 @@ class DingTalkChannel(Channel):
 
     async def send(self, account: AccountRef, outgoing: Outgoing) -> Outcome:
         config: AppAccount = account.config
-        options = (
-            outgoing.options if isinstance(outgoing.options, NoticeOptions) else NoticeOptions()
-        )
+        options: NoticeOptions = self._options(outgoing)
         problem = check_userid(outgoing.recipient)
         if problem:
             return Failed(reason=problem, code="recipient")
@@ -185,6 +179,3 @@ class DingTalkChannel(Channel):
             field = "endpoint" if result.code == "connect" else None
             raise AccountInvalid(f"cannot reach DingTalk: {result.reason}", field=field)
         raise AccountInvalid(result.reason, field="appsecret" if result.code == "40096" else None)
-
-    async def close(self) -> None:
-        await self._http.close()

@@ -18,8 +18,6 @@ import yarl
 from gateway.channel import (
     AccountInvalid,
     AccountRef,
-    Channel,
-    ContentKind,
     Failed,
     Outcome,
     Outgoing,
@@ -28,6 +26,7 @@ from gateway.channel import (
 )
 from gateway.httpcall import Answer, call_json
 from plugins.dingtalk.account import RobotAccount
+from plugins.dingtalk.base import DingTalkBase
 from plugins.dingtalk.classify import (
     ROBOT_BAD_TOKEN,
     ROBOT_SECURITY,
@@ -36,7 +35,7 @@ from plugins.dingtalk.classify import (
     timestamp_refused,
 )
 from plugins.dingtalk.compose import ROBOT_TEXT_MAX, robot_body
-from plugins.dingtalk.http import JSON_UTF8, Http, redact
+from plugins.dingtalk.http import JSON_UTF8, redact
 from plugins.dingtalk.mentions import Mention, parse_recipient
 from plugins.dingtalk.options import RobotOptions
 from plugins.dingtalk.sign import robot_query
@@ -47,18 +46,13 @@ ROBOT_WINDOW_SECONDS = 60.0
 UNSIGNED = "the robot is set to signing (加签): give the account the robot's secret (SEC...)"
 
 
-class DingTalkRobotChannel(Channel):
+class DingTalkRobotChannel(DingTalkBase):
     """Group messages through a DingTalk custom robot (text, markdown, actionCard)."""
 
     name: ClassVar[str] = "dingtalk_robot"
-    content_kinds: ClassVar[frozenset[ContentKind]] = frozenset({ContentKind.TEXT})
     account_type: ClassVar[type[RobotAccount]] = RobotAccount
-    unit: ClassVar[str] = "message"
     options_type: ClassVar[type[RobotOptions]] = RobotOptions
     max_text_bytes: ClassVar[int | None] = ROBOT_TEXT_MAX
-
-    def __init__(self) -> None:
-        self._http = Http()
 
     def check_recipient(self, recipient: str) -> str | None:
         parsed = parse_recipient(recipient)
@@ -97,7 +91,7 @@ class DingTalkRobotChannel(Channel):
 
     async def send(self, account: AccountRef, outgoing: Outgoing) -> Outcome:
         config: RobotAccount = account.config
-        options = outgoing.options if isinstance(outgoing.options, RobotOptions) else RobotOptions()
+        options: RobotOptions = self._options(outgoing)
         mention = parse_recipient(outgoing.recipient)
         if not isinstance(mention, Mention):
             return Failed(reason=mention, code="recipient")
@@ -145,6 +139,3 @@ class DingTalkRobotChannel(Channel):
         if code in ROBOT_BAD_TOKEN and "access_token" in outcome.reason:
             raise AccountInvalid(outcome.reason, field="access_token")
         # any other refusal: the robot took the credentials and refused the empty message
-
-    async def close(self) -> None:
-        await self._http.close()

@@ -31,7 +31,7 @@ import msgspec
 from aiohttp import web
 
 from gateway.callbacks import FakeProvider
-from plugins.aliyun.fake import RpcError, RpcRequest
+from plugins.aliyun.fake import RpcError, RpcRequest, require
 from plugins.aliyun.fake_product import FakeProduct, ParamMessages, china_text, fill, product_app
 from plugins.sms.segments import MAX_LENGTH, count_segments, signed_text
 
@@ -99,16 +99,14 @@ class FakeSms(FakeProduct):
         self.templates: dict[str, FakeTemplate] = dict(templates or DEMO_TEMPLATES)
         self.undeliverable: dict[str, tuple[str, str]] = {}  # phone -> (err_code, err_msg)
         self.sent: list[SentSms] = []
-        self._reported: set[tuple[str, str]] = set()
         self.gateway.add_action("SendSms", VERSION, self.send_sms)
         self.gateway.add_action("GetSmsSign", VERSION, self.get_sms_sign)
 
     # -- actions ----------------------------------------------------------------------------
 
     async def get_sms_sign(self, rpc: RpcRequest) -> dict[str, Any]:
-        name = rpc.params.get("SignName")
-        if not name:
-            raise RpcError("MissingSignName", "SignName is mandatory for this action.", 400)
+        require(rpc.params, "SignName")
+        name = rpc.params["SignName"]
         status = self.signs.get(name)
         if status is None:
             raise RpcError("isv.SMS_SIGN_ILLEGAL", "签名不合法(不存在或被拉黑)")
@@ -119,9 +117,7 @@ class FakeSms(FakeProduct):
 
     async def send_sms(self, rpc: RpcRequest) -> dict[str, Any]:
         p = rpc.params
-        for name in ("PhoneNumbers", "SignName", "TemplateCode"):
-            if not p.get(name):
-                raise RpcError(f"Missing{name}", f"{name} is mandatory for this action.", 400)
+        require(p, "PhoneNumbers", "SignName", "TemplateCode")
         phones = self._numbers(p["PhoneNumbers"])
         if self.signs.get(p["SignName"]) != 1:
             raise RpcError("isv.SMS_SIGNATURE_ILLEGAL", "签名不合法(不存在或被拉黑)")
@@ -208,11 +204,12 @@ class FakeSms(FakeProduct):
     async def push_reports(self, url: str | None = None) -> int:
         """Push the reports of every message not reported yet, in one batch; the HTTP status
         (0 when there is nothing to push or nowhere to push it)."""
-        if not (url or self.reports.url):
-            return 0
-        pending = [s for s in self.sent if (s.biz_id, s.phone) not in self._reported]
-        self._reported.update((s.biz_id, s.phone) for s in pending)
-        return await self.reports.push([self.report(s) for s in pending], url)
+        return await self.push_pending(
+            url,
+            self.sent,
+            lambda s: (s.biz_id, s.phone),
+            lambda pending: [self.report(s) for s in pending],
+        )
 
 
 FAKE_SMS = web.AppKey("fake_sms", FakeSms)

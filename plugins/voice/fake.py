@@ -32,7 +32,7 @@ import msgspec
 from aiohttp import web
 
 from gateway.callbacks import FakeProvider
-from plugins.aliyun.fake import RpcError, RpcRequest
+from plugins.aliyun.fake import RpcError, RpcRequest, require
 from plugins.aliyun.fake_product import FakeProduct, ParamMessages, china_text, fill, product_app
 
 log = logging.getLogger(__name__)
@@ -115,7 +115,6 @@ class FakeVoice(FakeProduct):
         self.templates: dict[str, str] = dict(templates or DEMO_TEMPLATES)
         self.results: dict[str, str] = {}  # callee -> final status_code (default 200000)
         self.calls: list[FakeCall] = []
-        self._reported: set[str] = set()
         self.gateway.add_action("SingleCallByTts", VERSION, self.single_call_by_tts)
         self.gateway.add_action("QueryCallDetailByCallId", VERSION, self.query_call_detail)
 
@@ -123,9 +122,7 @@ class FakeVoice(FakeProduct):
 
     async def single_call_by_tts(self, rpc: RpcRequest) -> dict[str, Any]:
         p = rpc.params
-        for name in ("CalledNumber", "TtsCode"):
-            if not p.get(name):
-                raise RpcError(f"Missing{name}", f"{name} is mandatory for this action.", 400)
+        require(p, "CalledNumber", "TtsCode")
         callee = self._callee(p["CalledNumber"])
         show = p.get("CalledShowNumber")
         if show is not None and show not in self.show_numbers:
@@ -161,9 +158,7 @@ class FakeVoice(FakeProduct):
         return {"Code": "OK", "Message": "OK", "CallId": call_id}
 
     async def query_call_detail(self, rpc: RpcRequest) -> dict[str, Any]:
-        for name in ("CallId", "ProdId", "QueryDate"):
-            if not rpc.params.get(name):
-                raise RpcError(f"Missing{name}", f"{name} is mandatory for this action.", 400)
+        require(rpc.params, "CallId", "ProdId", "QueryDate")
         call = next((c for c in self.calls if c.call_id == rpc.params["CallId"]), None)
         if call is None:
             return {"Code": "OK", "Message": "OK", "Data": None}
@@ -232,15 +227,12 @@ class FakeVoice(FakeProduct):
 
     async def push_reports(self, url: str | None = None, *, progress: bool = False) -> int:
         """Push the reports of every call not reported yet, in one batch; the HTTP status."""
-        if not (url or self.reports.url):
-            return 0
-        pending = [c for c in self.calls if c.call_id not in self._reported]
-        self._reported.update(c.call_id for c in pending)
-        items: list[dict[str, Any]] = []
-        if progress:
-            items += [event for c in pending for event in self.progress(c)]
-        items += [self.report(c) for c in pending]
-        return await self.reports.push(items, url)
+
+        def items(pending: list[FakeCall]) -> list[dict[str, Any]]:
+            events = [event for c in pending for event in self.progress(c)] if progress else []
+            return events + [self.report(c) for c in pending]
+
+        return await self.push_pending(url, self.calls, lambda c: c.call_id, items)
 
 
 FAKE_VOICE = web.AppKey("fake_voice", FakeVoice)

@@ -10,29 +10,18 @@ limits count recipients either way).
 
 from __future__ import annotations
 
-import logging
-from typing import ClassVar
+from typing import Any, ClassVar
 
-from gateway.channel import (
-    AccountInvalid,
-    AccountRef,
-    Channel,
-    ContentKind,
-    Failed,
-    Outcome,
-    Outgoing,
-    RateLimit,
-)
+from gateway.channel import AccountInvalid, AccountRef, Outgoing, RateLimit
 from gateway.httpcall import Answer
-from gateway.redact import redact, redact_outcome
+from gateway.redact import redact
 from plugins.wecom.account import WecomAccount, account_from
+from plugins.wecom.base import Classify, WecomBase
 from plugins.wecom.classify import app_outcome, describe, errcode_of
-from plugins.wecom.client import Http, TokenFailed, WecomClient
+from plugins.wecom.client import Result, TokenFailed, WecomClient
 from plugins.wecom.compose import app_body
 from plugins.wecom.options import APP_TEXT_BYTES, DEFAULT_OPTIONS, WecomOptions, options_of
 from plugins.wecom.recipients import app_target
-
-log = logging.getLogger(__name__)
 
 # Per application and member: 30 messages a minute, 1000 an hour; WeCom drops the excess
 # silently (spec §1.5), so the gateway must pace, not learn it from an error.
@@ -54,28 +43,22 @@ _FIELD = {
 }
 
 
-class WecomChannel(Channel):
+class WecomChannel(WecomBase):
     """Application messages through one WeCom self-built application per account."""
 
     name: ClassVar[str] = "wecom"
-    content_kinds: ClassVar[frozenset[ContentKind]] = frozenset({ContentKind.TEXT})
+    log_label: ClassVar[str] = "wecom"
     account_type: ClassVar[type[WecomAccount]] = WecomAccount
-    unit: ClassVar[str] = "message"
     options_type: ClassVar[type[WecomOptions]] = WecomOptions
     # text and markdown content; a subject line counts against it, and a textcard's
     # description (the text) takes 512 bytes: send refuses what does not fit
     max_text_bytes: ClassVar[int | None] = APP_TEXT_BYTES
 
     def __init__(self) -> None:
-        self._http = Http()
+        super().__init__()
         self.client = WecomClient(self._http)
 
-    def check_recipient(self, recipient: str) -> str | None:
-        try:
-            app_target(recipient)
-        except ValueError as exc:
-            return str(exc)
-        return None
+    _parse = staticmethod(app_target)
 
     def rate_limits(self, account: AccountRef, outgoing: Outgoing) -> list[RateLimit]:
         config = account.config
@@ -85,22 +68,19 @@ class WecomChannel(Channel):
             RateLimit(f"{key}:hour", PER_MEMBER_HOUR, 3600.0),
         ]
 
-    async def send(self, account: AccountRef, outgoing: Outgoing) -> Outcome:
-        """One ``message/send`` to the delivery's recipient, classified (spec §1.4)."""
-        try:
-            config = account_from(account.config, WecomAccount)
-        except AccountInvalid as exc:
-            return Failed(reason=exc.reason, code="config")
-        try:
-            options = options_of(outgoing, WecomOptions, DEFAULT_OPTIONS)
-            target = app_target(outgoing.recipient)
-            body = app_body(config.agentid, target, outgoing, options)
-        except ValueError as exc:
-            return Failed(reason=str(exc), code="invalid")
-        result = await self.client.send_message(config, body)
-        outcome = app_outcome(result, target) if isinstance(result, Answer) else result
-        log.debug("wecom %s via %s: %s", outgoing.delivery_id, account.name, type(outcome).__name__)
-        return redact_outcome(outcome, [config.corpsecret])
+    def _prepare(self, config: WecomAccount, outgoing: Outgoing) -> tuple[dict[str, Any], Classify]:
+        """One ``message/send`` to the delivery's recipient: one userid, department or tag."""
+        options = options_of(outgoing, WecomOptions, DEFAULT_OPTIONS)
+        target = app_target(outgoing.recipient)
+        body = app_body(config.agentid, target, outgoing, options)
+        return body, lambda answer: app_outcome(answer, target)
+
+    async def _post(self, config: WecomAccount, body: dict[str, Any]) -> Result:
+        return await self.client.send_message(config, body)
+
+    @staticmethod
+    def _secret(config: WecomAccount) -> str:
+        return config.corpsecret
 
     async def validate_account(self, account: AccountRef) -> None:
         """Fetch a new token (corpid, secret) and read the application (agentid, trusted IP)."""
@@ -129,7 +109,3 @@ class WecomChannel(Channel):
         if errcode is None:
             return AccountInvalid(f"cannot reach WeCom at {config.endpoint}: {reason}", "endpoint")
         return AccountInvalid(reason, field=_FIELD.get(errcode))
-
-    async def close(self) -> None:
-        """Close the HTTP session; cached tokens go with the channel."""
-        await self._http.close()
