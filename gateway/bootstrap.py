@@ -67,7 +67,7 @@ def banner(services: Services, created: FirstRun) -> str:
         smtp = "127.0.0.1" if s.smtp_host in ("0.0.0.0", "::", "") else s.smtp_host
         lines.insert(
             2,
-            f"  SMTP relay : {smtp}:{listener.port}   (STARTTLS; relay users and"
+            f"  SMTP     : {smtp}:{listener.port}   (relay with STARTTLS; relay users and"
             " access rules: /api/v1/relay-users, /api/v1/access-rules)",
         )
     lines.insert(2, f"  console  : {api}/admin/")

@@ -14,6 +14,11 @@ from gateway.config import ConfigError
 log = logging.getLogger(__name__)
 
 
+# pgserver asks platformdirs for a runtime folder, which warns when XDG_RUNTIME_DIR is unset
+# (as for root on a server) and then uses /tmp: harmless, and not the operator's concern.
+warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
+
+
 def embedded_url(data_dir: Path) -> str:
     """Start (or join) the embedded PostgreSQL in ``data_dir/pg`` and return its URL."""
     try:
@@ -25,11 +30,9 @@ def embedded_url(data_dir: Path) -> str:
     pgdata = data_dir / "pg"
     pgdata.mkdir(parents=True, exist_ok=True)
     logging.getLogger("pgserver").setLevel(logging.WARNING)
-    with warnings.catch_warnings():  # platformdirs warns when XDG_RUNTIME_DIR is unset
-        warnings.simplefilter("ignore")
-        # cleanup_mode="stop": processes that use the server (a running `msggate serve`, a
-        # `msggate apikey` beside it) share it; the last one to exit stops it.
-        server = pgserver.get_server(pgdata, cleanup_mode="stop")
+    # cleanup_mode="stop": processes that use the server (a running `msggate serve`, a
+    # `msggate apikey` beside it) share it; the last one to exit stops it.
+    server = pgserver.get_server(pgdata, cleanup_mode="stop")
     return server.get_uri()
 
 

@@ -120,7 +120,7 @@ async def test_sigkill_after_250_loses_no_relayed_message(make_database, secret_
     try:
         text = "\n".join(gateway.lines)
         key = re.search(r"API key  : (mg_\S+)", text).group(1)
-        smtp_port = int(re.search(r"SMTP relay : [\d.]+:(\d+)", text).group(1))
+        smtp_port = int(re.search(r"SMTP     : [\d.]+:(\d+)", text).group(1))
         url = f"http://127.0.0.1:{http_port}"
         async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {key}"}) as http:
             for path, body in (
