@@ -28,7 +28,7 @@ def create_app(
     settings: Settings, plugins: Plugins | None = None, dispatch: bool = True
 ) -> web.Application:
     app = web.Application(
-        middlewares=[middleware.errors, middleware.access, middleware.api_key],
+        middlewares=[middleware.guard],
         client_max_size=MAX_BODY,
     )
     plugins = plugins or Plugins.load()

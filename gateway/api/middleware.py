@@ -1,4 +1,4 @@
-"""API middlewares: errors become JSON, and every call but a few needs an API key."""
+"""The API middleware: the access list, API keys, and errors as JSON."""
 
 from __future__ import annotations
 
@@ -15,7 +15,8 @@ from gateway.store import UNAVAILABLE
 
 log = logging.getLogger(__name__)
 
-PUBLIC_PATHS = frozenset({"/api/v1/health", "/api/openapi.json"})
+HEALTH = "/api/v1/health"
+PUBLIC_PATHS = frozenset({HEALTH, "/api/openapi.json"})
 API_KEY = web.RequestKey("api_key", object)
 
 
@@ -27,8 +28,17 @@ def error_body(code: str, message: str, field: str | None = None) -> dict:
 
 
 @web.middleware
-async def errors(request: web.Request, handler) -> web.StreamResponse:
+async def guard(request: web.Request, handler) -> web.StreamResponse:
+    """The one API middleware (each extra layer costs every request): the access list, the API
+    key, then the handler, with every refusal or failure turned into a JSON error."""
     try:
+        path = request.path
+        if path != HEALTH and not path.startswith(CALLBACK_PREFIX + "/"):
+            await _check_access(request)
+        if path.startswith("/api/") and path not in PUBLIC_PATHS:
+            request[API_KEY] = await request.app[SERVICES].api_keys.check(
+                request.headers.get("Authorization")
+            )
         return await handler(request)
     except GatewayError as exc:
         return json_response(error_body(exc.code, exc.message, exc.field), exc.status)
@@ -53,27 +63,14 @@ async def errors(request: web.Request, handler) -> web.StreamResponse:
         return json_response(error_body("internal", "internal error; it has been logged"), 500)
 
 
-@web.middleware
-async def access(request: web.Request, handler) -> web.StreamResponse:
+async def _check_access(request: web.Request) -> None:
     """The access list (访问控制): once it has entries, callers outside them get 403.
 
     Health checks and provider callbacks (which prove themselves by signature) are exempt.
     ``X-Forwarded-For`` counts only from a proxy in ``MSGGATE_TRUSTED_PROXIES``.
     """
-    path = request.path
-    if path != "/api/v1/health" and not path.startswith(CALLBACK_PREFIX + "/"):
-        relay = request.config_dict[SERVICES].relay
-        if relay is not None:
-            forwarded = request.headers.getall("X-Forwarded-For", [])
-            caller = client_address(request.remote, forwarded, relay.trusted_proxies)
-            await relay.access.require(caller)
-    return await handler(request)
-
-
-@web.middleware
-async def api_key(request: web.Request, handler) -> web.StreamResponse:
-    if request.path.startswith("/api/") and request.path not in PUBLIC_PATHS:
-        request[API_KEY] = await request.app[SERVICES].api_keys.check(
-            request.headers.get("Authorization")
-        )
-    return await handler(request)
+    relay = request.config_dict[SERVICES].relay
+    if relay is not None:
+        forwarded = request.headers.getall("X-Forwarded-For", [])
+        caller = client_address(request.remote, forwarded, relay.trusted_proxies)
+        await relay.access.require(caller)
