@@ -183,20 +183,6 @@ class Store:
 
     # -- sandbox -----------------------------------------------------------------------------
 
-    async def record_sandbox(self, d: ClaimedDelivery) -> None:
-        await self.pool.execute(
-            Q["record_sandbox"],
-            d.id,
-            d.message_id,
-            d.channel,
-            d.account_name,
-            d.recipient,
-            d.subject,
-            d.body_text,
-            d.body_html,
-            d.variables,
-        )
-
     async def record_sandbox_many(self, batch: Sequence[ClaimedDelivery]) -> None:
         """Record sandbox deliveries in one statement."""
         columns: list[list[Any]] = [[] for _ in range(9)]

@@ -107,12 +107,6 @@ RETURNING delivery_id, at, kind, detail;
 -- name: next_due
 SELECT min(due_at) FROM deliveries WHERE status IN ('queued', 'retrying', 'sending');
 
--- name: record_sandbox
-INSERT INTO sandbox_messages (delivery_id, message_id, channel, account, recipient, subject,
-                              body_text, body_html, variables)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
-ON CONFLICT (delivery_id) DO NOTHING;
-
 -- name: record_sandbox_many
 INSERT INTO sandbox_messages (delivery_id, message_id, channel, account, recipient, subject,
                               body_text, body_html, variables)
