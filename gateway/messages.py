@@ -146,7 +146,7 @@ class MessageService:
 
     async def _flush(self, batch: Sequence[NewMessage]) -> list[InsertResult]:
         result = await self.store.insert_messages(batch)
-        if self.on_commit is not None and result.inserted:
+        if self.on_commit is not None and len(result.skipped) < len(batch):
             self.on_commit()
         return [result] * len(batch)
 
@@ -229,7 +229,7 @@ class MessageService:
         """Validate, commit (grouped with concurrent callers), and answer only once durable."""
         new = await self.prepare(msg, ingress)
         result = await self._batcher.submit(new)
-        if new.id in result.inserted or new.idempotency_key is None:
+        if new.id not in result.skipped or new.idempotency_key is None:
             status = "queued"
             return Accepted(
                 str(new.id),

@@ -58,9 +58,10 @@ def _rows(kind: type[T], records: Sequence[asyncpg.Record]) -> list[T]:
 
 
 class InsertResult(msgspec.Struct, frozen=True):
-    """Which messages of a group commit were new, and which replayed an idempotency key."""
+    """Which messages of a group commit were not inserted, and which replayed an idempotency
+    key (a message skipped without a key was committed by an earlier try of its batch)."""
 
-    inserted: set[uuid.UUID]
+    skipped: frozenset[uuid.UUID]
     # (scope, key) -> (existing message id, its request hash)
     existing: dict[tuple[str, str], tuple[uuid.UUID, bytes | None]]
 
@@ -85,19 +86,19 @@ class Store:
         A message that is not inserted either replays an idempotency key (``existing`` says
         which message holds it) or was committed already by an earlier try of the same batch.
         """
-        records = await self.pool.fetch(Q["insert_messages"], _json.encode(batch).decode())
-        inserted = {r[0] for r in records}
+        row = await self.pool.fetchrow(Q["insert_messages"], _json.encode(batch).decode())
+        skipped = frozenset(row["skipped"])
         existing: dict[tuple[str, str], tuple[uuid.UUID, bytes | None]] = {}
         for m in batch:
-            if m.id in inserted or m.idempotency_key is None:
+            if m.idempotency_key is None or m.id not in skipped:
                 continue
             key = (m.idempotency_scope or "", m.idempotency_key)
             if key not in existing:  # committed before ours: ON CONFLICT waited for it
-                row = await self.pool.fetchrow(
+                found = await self.pool.fetchrow(
                     Q["find_idempotent"], m.idempotency_scope, m.idempotency_key
                 )
-                existing[key] = (row["id"], row["request_hash"])
-        return InsertResult(inserted, existing)
+                existing[key] = (found["id"], found["request_hash"])
+        return InsertResult(skipped, existing)
 
     # -- reading messages --------------------------------------------------------------------
 
