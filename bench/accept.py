@@ -460,8 +460,14 @@ def _detail(name: str, m: Measured, unit: str) -> str:
         f" client {ld.client_cpu / ld.seconds:4.0%}, others {m.other_cpu / ld.seconds:4.0%}"
         + (f", stolen {m.steal / ld.seconds:4.0%}" if m.steal > 0.05 * ld.seconds else "")
         + f"  ({ld.ok:,} ok, {ld.other} other,"
-        f" {ld.errors} errors)"
+        f" {ld.errors} errors)\n"
+        f"             CPU per answer: server {_per(m.server_cpu, ld.ok)}"
+        + (f", postgres {_per(m.pg_cpu, ld.ok)}" if m.pg_cpu > 0.01 * ld.seconds else "")
     )
+
+
+def _per(cpu_seconds: float, count: int) -> str:
+    return f"{1e6 * cpu_seconds / count:.0f} µs" if count else "-"
 
 
 def report(args: argparse.Namespace, rounds: list[Round], policy: str, where: str) -> bool:
@@ -535,7 +541,14 @@ def report(args: argparse.Namespace, rounds: list[Round], policy: str, where: st
     p99 = statistics.median(r.gw.load.p99_ms for r in rounds)
     committed = sum(r.committed for r in rounds)
     transactions = sum(r.transactions for r in rounds)
+    bare_us = statistics.median(1e6 * r.bare.server_cpu / max(1, r.bare.load.ok) for r in rounds)
+    gw_us = statistics.median(1e6 * r.gw.server_cpu / max(1, r.gw.load.ok) for r in rounds)
     print()
+    print(
+        f"server CPU per answer: bare {bare_us:.0f} µs, msggate {gw_us:.0f} µs ="
+        f" {bare_us / gw_us if gw_us else 0:.2f} (median; the ratio the rates would have if each"
+        " server process were the only limit: steadier than the rates on a shared machine)"
+    )
     print(
         f"accept: msggate {fmt(gw_rate)} msg/s vs bare {fmt(bare_rate)} req/s = {ratio:.2f}"
         f"  (median of {len(rounds)}; msggate p50 {p50:.1f} ms p99 {p99:.1f} ms;"
