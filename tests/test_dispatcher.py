@@ -157,3 +157,17 @@ def test_backoff_grows_and_respects_the_provider():
         assert step / 2 <= d <= step
     assert retry_delay(1, 5, 3600, provider_after=120) == 120
     assert retry_delay(30, 5, 60) <= 60
+
+
+async def test_message_for_an_account_deleted_meanwhile_fails_with_the_reason(make_gateway):
+    # No foreign key catches this (migration 0007): a node whose account cache still held the
+    # account accepts the message; the dispatcher then finds no account and says so.
+    gw, channel, account = await setup(make_gateway, dispatch=False)
+    accepted = await gw.send(**msg(account, "r1"))
+    async with gw.services.store.pool.acquire() as conn:
+        await conn.execute("DELETE FROM accounts WHERE name = $1", account)
+    dispatcher = await make_gateway(plugins=Plugins.load(extra=[("scripted", ScriptedPlugin())]))
+    done = await dispatcher.wait_done(accepted["id"])
+    [d] = done["deliveries"]
+    assert d["status"] == "failed" and d["last_error"] == f"account {account!r} was deleted"
+    assert done["account"] == account and channel.calls == []
