@@ -70,8 +70,11 @@ async def _check_access(request: web.Request) -> None:
     ``X-Forwarded-For`` counts only from a proxy in ``MSGGATE_TRUSTED_PROXIES``.
     """
     relay = request.config_dict[SERVICES].relay
-    if relay is None or not await relay.access.networks():
-        return  # an empty list lets everyone in: no need to work out who is calling
-    forwarded = request.headers.getall("X-Forwarded-For", [])
-    caller = client_address(request.remote, forwarded, relay.trusted_proxies)
-    await relay.access.require(caller)
+    if relay is not None:
+        await relay.access.require(
+            lambda: client_address(
+                request.remote,
+                request.headers.getall("X-Forwarded-For", []),
+                relay.trusted_proxies,
+            )
+        )

@@ -12,7 +12,7 @@ from __future__ import annotations
 import ipaddress
 import logging
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Annotated
 
 import msgspec
@@ -137,9 +137,15 @@ class AccessList:
         networks = await self.networks()
         return Verdict(bool(networks), covered(address, networks))
 
-    async def require(self, address: Address | None) -> None:
-        """Raise Forbidden (403) if the list has entries and ``address`` is in none of them."""
-        if (await self.check(address)).refused:
+    async def require(self, caller: Callable[[], Address | None]) -> None:
+        """Raise Forbidden (403) if the list has entries and the caller's address is in none
+        of them. ``caller`` works the address out; it is asked only when the list has entries
+        (an empty list lets everyone in, and most gateways have one)."""
+        networks = await self.networks()
+        if not networks:
+            return
+        address = caller()
+        if not covered(address, networks):
             raise Forbidden(
                 f"access denied: your address {address or 'unknown'} is not in the access list"
             )
