@@ -461,13 +461,14 @@ def _detail(name: str, m: Measured, unit: str) -> str:
         + (f", stolen {m.steal / ld.seconds:4.0%}" if m.steal > 0.05 * ld.seconds else "")
         + f"  ({ld.ok:,} ok, {ld.other} other,"
         f" {ld.errors} errors)\n"
-        f"             CPU per answer: server {_per(m.server_cpu, ld.ok)}"
-        + (f", postgres {_per(m.pg_cpu, ld.ok)}" if m.pg_cpu > 0.01 * ld.seconds else "")
+        f"             CPU per answer: server {_us_each(m.server_cpu, ld.ok):.0f} µs"
+        + (f", postgres {_us_each(m.pg_cpu, ld.ok):.0f} µs" if m.pg_cpu > 0.01 * ld.seconds else "")
     )
 
 
-def _per(cpu_seconds: float, count: int) -> str:
-    return f"{1e6 * cpu_seconds / count:.0f} µs" if count else "-"
+def _us_each(cpu_seconds: float, count: int) -> float:
+    """CPU microseconds per answer (0 when there was none)."""
+    return 1e6 * cpu_seconds / count if count else 0.0
 
 
 def report(args: argparse.Namespace, rounds: list[Round], policy: str, where: str) -> bool:
@@ -541,8 +542,8 @@ def report(args: argparse.Namespace, rounds: list[Round], policy: str, where: st
     p99 = statistics.median(r.gw.load.p99_ms for r in rounds)
     committed = sum(r.committed for r in rounds)
     transactions = sum(r.transactions for r in rounds)
-    bare_us = statistics.median(1e6 * r.bare.server_cpu / max(1, r.bare.load.ok) for r in rounds)
-    gw_us = statistics.median(1e6 * r.gw.server_cpu / max(1, r.gw.load.ok) for r in rounds)
+    bare_us = statistics.median(_us_each(r.bare.server_cpu, r.bare.load.ok) for r in rounds)
+    gw_us = statistics.median(_us_each(r.gw.server_cpu, r.gw.load.ok) for r in rounds)
     print()
     print(
         f"server CPU per answer: bare {bare_us:.0f} µs, msggate {gw_us:.0f} µs ="

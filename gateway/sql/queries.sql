@@ -3,8 +3,9 @@
 -- messages, the relay's original MIME of those that have one, the deliveries of the messages
 -- actually inserted, and a NOTIFY if there are any. The batch is one JSON array of NewMessage,
 -- encoded by msgspec in C (16 parameter arrays cost asyncpg far more CPU). Idempotent replays,
--- and messages of a batch retried after its commit, are skipped by ON CONFLICT; foreign keys
--- are checked at the end of the statement, when the messages exist. The answer is one row:
+-- and messages of a batch retried after its commit, are skipped by ON CONFLICT; message_raw's
+-- foreign key is checked at the end of the statement, when the messages exist (messages and
+-- deliveries have none: migration 0007). The answer is one row:
 -- the ids that were skipped, usually none (cheaper to send and decode than the inserted ones).
 WITH b AS (
     SELECT * FROM json_to_recordset($1::text::json) AS b (
