@@ -57,7 +57,9 @@ class PrivatePostgres:
     def processes(self) -> list:
         import psutil
 
-        main = psutil.Process(self.server.get_pid())
+        # postmaster.pid, not pgserver's cached handle: a restart changes the pid
+        pid = int((self.server.pgdata / "postmaster.pid").read_text().split("\n", 1)[0])
+        main = psutil.Process(pid)
         return [main, *main.children(recursive=True)]
 
     def freeze(self) -> None:
