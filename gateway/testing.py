@@ -85,6 +85,15 @@ Size limits: a channel whose provider has one declares it as the class attribute
 — refused whole, never cut short. A channel that declares no limit must send a text of
 100,000 characters (and its over-the-limit test is skipped).
 
+Where secrets go: the account type's ``destination_fields`` (see
+:class:`~gateway.channel.Channel`) must list every field that says where, or how safely, the
+secrets are sent. The kit fails a field left out whose name says so (host, port, url,
+endpoint, tls, cert, region ...) or whose value in the working ``account`` is a URL or an
+address; a field that only looks like one goes in the conformance class's
+``not_destinations``. It also moves each destination field it can
+(another host, port, choice or flag) and checks that the gateway asks for every stored secret
+again, and that an unchanged account keeps them.
+
 Cancellation: every channel is cancelled at many points of a send (before it starts, after a few
 event-loop turns, after a few milliseconds), as the dispatcher cancels a send that outlives its
 lease and every send at shutdown. The cancelled send must end within ``leak_grace`` by raising
