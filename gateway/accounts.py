@@ -60,10 +60,9 @@ class SecretRequired(Invalid):
 
     def __init__(self, secrets: list[str], changed: list[str]) -> None:
         names = ", ".join(secrets)
-        moved = ", ".join(changed)
         super().__init__(
-            f"{moved} changed, so the stored {names} would be sent to a new destination:"
-            f" enter {names} again (or clear it)",
+            f"{', '.join(changed)} changed: enter {names} again"
+            " (a stored secret is never sent to a new destination)",
             _config_field(secrets[0]),
         )
         self.secrets = secrets
