@@ -3,7 +3,8 @@
 Every field of the Struct becomes an input: text, number, checkbox, a select for a Literal, a
 text area for lists (one per line) and string maps (``KEY=value`` per line). Fields listed in
 ``secret_fields`` are write-only password inputs: never filled in, left empty to keep the
-stored value. Fields a channel needs are shown first; optional ones fold under "more settings".
+stored value (which the service refuses once a ``destination_fields`` field changes). Fields a
+channel needs are shown first; optional ones fold under "more settings".
 """
 
 from __future__ import annotations
@@ -196,7 +197,9 @@ def decode(
     config: dict[str, Any] = {}
     errors: dict[str, str] = {}
     for spec in specs:
-        raw = form.get(spec.name, "")
+        # browsers send a text area's line breaks as CRLF: keep the stored LF so an unchanged
+        # PEM (a destination field) does not count as a change
+        raw = form.get(spec.name, "").replace("\r\n", "\n")
         if spec.kind == "checkbox":
             config[spec.name] = raw == "on"
             continue

@@ -1,4 +1,10 @@
-"""Sender accounts: checked by the channel, secrets sealed at rest, masked on the way out."""
+"""Sender accounts: checked by the channel, secrets sealed at rest, masked on the way out.
+
+A stored secret only ever goes where it went when it was entered: an edit that changes a
+destination field (host, port, TLS, endpoint ...) must give every stored secret again, or it is
+refused before the channel is asked to check anything (the check would log in to the new place
+with the stored secret).
+"""
 
 from __future__ import annotations
 
@@ -8,7 +14,13 @@ from typing import Any
 
 import msgspec
 
-from gateway.channel import AccountInvalid, AccountRef, Channel, secret_fields
+from gateway.channel import (
+    AccountInvalid,
+    AccountRef,
+    Channel,
+    destination_fields,
+    secret_fields,
+)
 from gateway.crypto import SecretBox
 from gateway.errors import Invalid, NotFound, split_validation_error
 from gateway.model import AccountRow
@@ -35,6 +47,65 @@ class AccountView(msgspec.Struct, frozen=True):
 
 def _config_field(field: str | None) -> str:
     return f"config.{field}" if field else "config"
+
+
+class SecretRequired(Invalid):
+    """A destination changed while stored secrets were kept: they must be entered again.
+
+    ``field`` names the first such secret (``config.<name>``); ``secrets`` lists them all (wire
+    names), so a form can mark each one as required again.
+    """
+
+    code = "secret_required"
+
+    def __init__(self, secrets: list[str], changed: list[str]) -> None:
+        names = ", ".join(secrets)
+        super().__init__(
+            f"{', '.join(changed)} changed: enter {names} again"
+            " (a stored secret is never sent to a new destination)",
+            _config_field(secrets[0]),
+        )
+        self.secrets = secrets
+        self.changed = changed
+
+
+def _plain(account_type: type, config: dict[str, Any]) -> dict[str, Any] | None:
+    """``config`` as the type normalises it (trailing slashes, defaults), or None if it no
+    longer decodes (then every destination counts as changed)."""
+    try:
+        return msgspec.to_builtins(msgspec.convert(config, account_type))
+    except (msgspec.ValidationError, AccountInvalid):
+        return None
+
+
+def _holds_something(value: Any) -> bool:
+    return value not in (None, "", {}, [])  # an empty secret has nothing to give away
+
+
+def kept_secrets_check(
+    account_type: type, stored: dict[str, Any], typed: Any, given: set[str]
+) -> None:
+    """Raise SecretRequired if ``typed`` (the edited account) would send a stored secret that
+    was not ``given`` in this edit to a changed destination.
+
+    ``stored`` is the full config as saved (secrets in clear). A secret counts as given when
+    the edit set it to anything but the mask (a new value, or null to clear it).
+    """
+    new = msgspec.to_builtins(typed)
+    secrets = secret_fields(account_type)
+    kept = [
+        k
+        for k in new
+        if k in secrets and k not in given and k in stored and _holds_something(new[k])
+    ]
+    if not kept:
+        return
+    old = _plain(account_type, stored) or {}
+    order = [f.encode_name for f in msgspec.structs.fields(account_type)]
+    where = destination_fields(account_type)
+    changed = [f for f in order if f in where and old.get(f) != new.get(f)]
+    if changed:
+        raise SecretRequired(kept, changed)
 
 
 class Accounts:
@@ -137,17 +208,22 @@ class Accounts:
         return [self.view(r) for r in await self.store.list_accounts(channel, search)]
 
     async def update(self, name: str, changes: dict[str, Any]) -> AccountView:
-        """Merge ``changes`` into the config (a masked or missing secret keeps its value)."""
+        """Merge ``changes`` into the config (a masked or missing secret keeps its value,
+        unless a destination field changes: then it must be given again)."""
         row = await self.get_row(name)
         if row.sandbox:
             raise Invalid("a sandbox account has no configuration to change", "config")
         channel = self._channel(row.channel)
-        config = self._full_config(row)
+        stored = self._full_config(row)
+        config = dict(stored)
+        secrets = secret_fields(channel.account_type)
+        given = {k for k, v in changes.items() if k in secrets and v != MASK}
         for key, value in changes.items():
-            if value == MASK and key in secret_fields(channel.account_type):
+            if value == MASK and key in secrets:
                 continue
             config[key] = value
         typed = self._decode(channel, config)
+        kept_secrets_check(channel.account_type, stored, typed, given)  # before any connection
         await self._validate(channel, name, typed)
         plain, sealed = self._split(channel, typed)
         return self.view(await self.store.update_account(name, plain, sealed, row.revision))

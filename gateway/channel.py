@@ -112,7 +112,11 @@ class Channel(abc.ABC):
     - ``content_kinds``: which :class:`ContentKind` values the channel accepts.
     - ``account_type``: a msgspec Struct decoding an account's ``config``; its class attribute
       ``secret_fields`` (a frozenset of field names) lists what is encrypted at rest and never
-      returned by the API.
+      returned by the API, and ``destination_fields`` lists the fields that say where and how
+      safely those secrets are sent (host, port, TLS, endpoint, URL, region ...). Changing one
+      of them requires every stored secret to be entered again, so an edit can never send a
+      stored secret somewhere new; without the declaration every non-secret field counts (see
+      :func:`destination_fields`).
     - ``unit``: the metering unit one ``Sent.units`` counts (``"message"``, ``"segment"`` ...).
     - ``options_type``: a msgspec Struct for the message's channel-specific ``options`` (message
       type, card title, @-mentions ...), decoded when a message is accepted (a bad option is a
@@ -171,4 +175,19 @@ def secret_fields(account_type: type) -> frozenset[str]:
     if not declared:
         return declared
     wire = {f.name: f.encode_name for f in msgspec.structs.fields(account_type)}
+    return frozenset(wire.get(name, name) for name in declared)
+
+
+def destination_fields(account_type: type) -> frozenset[str]:
+    """The wire names of the fields that say where (and how safely) an account's secrets go.
+
+    An account type declares them as the class attribute ``destination_fields`` (attribute
+    names, like ``secret_fields``; an empty frozenset if the secrets always go to one fixed
+    place). One that declares nothing gets the safe default: every non-secret field, so any
+    change asks for the secrets again.
+    """
+    wire = {f.name: f.encode_name for f in msgspec.structs.fields(account_type)}
+    declared = getattr(account_type, "destination_fields", None)
+    if declared is None:
+        return frozenset(wire.values()) - secret_fields(account_type)
     return frozenset(wire.get(name, name) for name in declared)

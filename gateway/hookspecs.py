@@ -35,7 +35,11 @@ def msggate_channels() -> list[Channel]:
     Called once at start, before the gateway accepts traffic. Each item is a
     :class:`gateway.channel.Channel`: its ``name`` must be unique across all plugins (a clash
     stops the gateway at start, naming both plugins), and it must declare ``content_kinds``,
-    ``account_type`` and implement ``async send(account, outgoing)``.
+    ``account_type`` and implement ``async send(account, outgoing)``. The account type lists its
+    ``secret_fields`` (sealed at rest, never shown) and its ``destination_fields`` (where and
+    how safely the secrets are sent: host, port, TLS, endpoint, URL ...): an edit that changes
+    a destination field must give every stored secret again. An account type that declares no
+    ``destination_fields`` has every non-secret field counted as one.
     """
 
 

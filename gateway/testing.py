@@ -85,6 +85,15 @@ Size limits: a channel whose provider has one declares it as the class attribute
 — refused whole, never cut short. A channel that declares no limit must send a text of
 100,000 characters (and its over-the-limit test is skipped).
 
+Where secrets go: the account type's ``destination_fields`` (see
+:class:`~gateway.channel.Channel`) must list every field that says where, or how safely, the
+secrets are sent. The kit fails a field left out whose name says so (host, port, url,
+endpoint, tls, cert, region ...) or whose value in the working ``account`` is a URL or an
+address; a field that only looks like one goes in the conformance class's
+``not_destinations``. It also moves each destination field it can
+(another host, port, choice or flag) and checks that the gateway asks for every stored secret
+again, and that an unchanged account keeps them.
+
 Cancellation: every channel is cancelled at many points of a send (before it starts, after a few
 event-loop turns, after a few milliseconds), as the dispatcher cancels a send that outlives its
 lease and every send at shutdown. The cancelled send must end within ``leak_grace`` by raising
@@ -114,17 +123,21 @@ import asyncio
 import contextlib
 import gc
 import inspect
+import ipaddress
 import logging
 import uuid
 import warnings
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from typing import Any, ClassVar
+from urllib.parse import urlsplit
 
 import msgspec
+import msgspec.inspect as mi
 import pytest
 import pytest_asyncio
 from aiohttp import web
 
+from gateway.accounts import SecretRequired, kept_secrets_check
 from gateway.channel import (
     AccountInvalid,
     AccountRef,
@@ -135,6 +148,7 @@ from gateway.channel import (
     Outgoing,
     Retry,
     Sent,
+    destination_fields,
 )
 from gateway.plugins import contract_problem
 from gateway.running import (
@@ -181,6 +195,33 @@ RETRY_PURPOSE = "that the fake answers with a temporary error (rate limited, bus
 FAILED_PURPOSE = "that the fake refuses for good (unknown recipient, blocked content)"
 SLOW_PURPOSE = "that the fake answers after about a second, to cancel a send mid-answer"
 
+# Words in a field name that say where, or how safely, secrets are sent: such a field must be a
+# destination field (or be named in the conformance class's ``not_destinations``).
+DESTINATION_WORDS = frozenset(
+    {
+        "host",
+        "hostname",
+        "port",
+        "url",
+        "uri",
+        "endpoint",
+        "server",
+        "domain",
+        "region",
+        "tls",
+        "ssl",
+        "starttls",
+        "proxy",
+        "webhook",
+        "base",
+        "cert",
+        "ca",
+        "verify",
+        "insecure",
+        "scheme",
+    }
+)
+
 OutgoingFor = Callable[[str], Outgoing]
 Cases = Outgoing | Mapping[str, Outgoing] | None
 """What an optional fault fixture gives: one Outgoing, a dict of them by name, or None."""
@@ -219,6 +260,7 @@ def check_channel_contract(channel: Any) -> list[str]:
     account_type = getattr(channel, "account_type", None)
     if isinstance(account_type, type) and issubclass(account_type, msgspec.Struct):
         problems.extend(_secret_field_problems(label, account_type))
+        problems.extend(_destination_field_problems(label, account_type))
     for limit in ("max_text_chars", "max_text_bytes"):
         value = getattr(channel, limit, None)
         if value is not None and (type(value) is not int or value < 1):
@@ -255,6 +297,58 @@ def _secret_field_problems(label: str, account_type: type[msgspec.Struct]) -> li
     return problems
 
 
+def _destination_field_problems(label: str, account_type: type[msgspec.Struct]) -> list[str]:
+    declared = getattr(account_type, "destination_fields", None)
+    if declared is None:
+        return []  # the safe default: every non-secret field is a destination
+    name = account_type.__name__
+    if not isinstance(declared, set | frozenset) or not all(isinstance(f, str) for f in declared):
+        return [f"{label}: {name}.destination_fields must be a frozenset of str"]
+    fields = _struct_fields(account_type)
+    secrets = frozenset(getattr(account_type, "secret_fields", frozenset()))
+    problems = []
+    for field in sorted(declared):
+        if field not in fields:
+            problems.append(f"{label}: destination field {field!r} is not a field of {name}")
+        elif field in secrets:
+            problems.append(f"{label}: {field!r} is a secret field, so not a destination field")
+    return problems
+
+
+def _looks_like_a_place(value: Any) -> bool:
+    """A URL with a host, an IP address or ``localhost``: where something connects."""
+    if not isinstance(value, str) or not value.strip():
+        return False
+    if value.strip().lower() == "localhost":
+        return True
+    with contextlib.suppress(ValueError):
+        ipaddress.ip_address(value.strip())
+        return True
+    try:
+        return bool(urlsplit(value.strip()).scheme and urlsplit(value.strip()).hostname)
+    except ValueError:
+        return False
+
+
+def _moved(kind: mi.Type, value: Any) -> Any:
+    """Another value for a destination field (``NotImplemented`` if the kit cannot make one)."""
+    if isinstance(kind, mi.UnionType):
+        others = [k for k in kind.types if not isinstance(k, mi.NoneType)]
+        return _moved(others[0], value) if len(others) == 1 else NotImplemented
+    if isinstance(kind, mi.BoolType):
+        return not value
+    if isinstance(kind, mi.IntType) and isinstance(value, int):
+        return value + 1 if kind.le is None or value + 1 <= kind.le else value - 1
+    if isinstance(kind, mi.LiteralType):
+        return next((v for v in kind.values if v != value), NotImplemented)
+    if isinstance(kind, mi.StrType) and _looks_like_a_place(value):
+        parts = urlsplit(value)
+        if parts.scheme and parts.hostname:
+            return parts._replace(netloc="moved.invalid").geturl()
+        return "moved.invalid"
+    return NotImplemented
+
+
 def _strings(value: Any) -> Iterator[str]:
     """Every string in a secret field's value (a header dict's values, a list's items ...)."""
     if isinstance(value, str):
@@ -272,6 +366,11 @@ def _secret_values(account: AccountRef) -> list[str]:
     names = getattr(type(account.config), "secret_fields", frozenset())
     values = (s for name in names for s in _strings(getattr(account.config, name, None)))
     return [v for v in values if len(v) >= MIN_SECRET_LENGTH]
+
+
+def _secret_wire_names(account_type: type) -> list[str]:
+    secrets = getattr(account_type, "secret_fields", frozenset())
+    return [wire for name, wire in _struct_fields(account_type).items() if name in secrets]
 
 
 def _leaked(text: str, secrets: list[str]) -> list[str]:
@@ -369,6 +468,9 @@ class ChannelConformance:
     cancel_after: ClassVar[float] = 0.2
     leak_grace: ClassVar[float] = 5.0
     channel_type: ClassVar[Callable[[], Channel] | None] = None
+    not_destinations: ClassVar[frozenset[str]] = frozenset()
+    """Fields whose name looks like a destination (``region``, ``base_...``) but do not decide
+    where or how safely secrets are sent; say why in a comment."""
 
     @pytest_asyncio.fixture
     async def channel(self) -> AsyncIterator[Channel]:
@@ -650,6 +752,68 @@ class ChannelConformance:
         }
         for where, text in shown.items():
             assert not _leaked(text, secrets), f"a secret shows in {where}"
+
+    def test_fields_that_say_where_secrets_go_are_destination_fields(
+        self, channel: Channel, account: AccountRef
+    ) -> None:
+        account_type = channel.account_type
+        secrets = frozenset(getattr(account_type, "secret_fields", frozenset()))
+        if not secrets:
+            pytest.skip(f"{account_type.__name__} has no secret fields")
+        wire = _struct_fields(account_type)
+        where = destination_fields(account_type)
+        missing = []
+        for field, name in wire.items():
+            if field in secrets or name in where or name in self.not_destinations:
+                continue
+            value = getattr(account.config, field)
+            words = set(name.lower().split("_")) & DESTINATION_WORDS
+            if words or _looks_like_a_place(value):
+                why = f"its name says {sorted(words)[0]!r}" if words else f"it holds {value!r}"
+                missing.append(f"{name!r} ({why})")
+        assert not missing, (
+            f"{account_type.__name__} does not list {', '.join(missing)} in destination_fields:"
+            " an edit could then send the stored secrets somewhere new without asking for them"
+            " again (list it, or name it in the conformance class's not_destinations)"
+        )
+
+    def test_an_edit_that_moves_the_account_asks_for_its_secrets_again(
+        self, channel: Channel, account: AccountRef
+    ) -> None:
+        account_type = channel.account_type
+        stored = msgspec.to_builtins(account.config)
+        held = [k for k in _secret_wire_names(account_type) if stored.get(k) not in (None, "")]
+        if not held:
+            pytest.skip("the `account` fixture holds no secret")
+        try:  # saved again unchanged, it keeps its secrets
+            kept_secrets_check(account_type, stored, account.config, given=set())
+        except SecretRequired as exc:
+            pytest.fail(f"an unchanged account asked for its secrets again: {exc.message}")
+        info = mi.type_info(account_type)
+        assert isinstance(info, mi.StructType)
+        tried = []
+        for f in info.fields:
+            if f.encode_name not in destination_fields(account_type):
+                continue
+            value = _moved(f.type, stored.get(f.encode_name))
+            try:
+                edited = msgspec.convert({**stored, f.encode_name: value}, account_type)
+            except (msgspec.ValidationError, AccountInvalid, TypeError):
+                continue  # not a value this type takes; other fields are tried
+            tried.append(f.encode_name)
+            try:
+                kept_secrets_check(account_type, stored, edited, given=set())
+            except SecretRequired as exc:
+                assert sorted(exc.secrets) == sorted(held), (
+                    f"moving {f.encode_name!r} asked for {exc.secrets}, not every stored {held}"
+                )
+            else:
+                pytest.fail(
+                    f"{f.encode_name!r} changed to {value!r} and the stored secrets were kept:"
+                    f" does {account_type.__name__} undo the change when it decodes?"
+                )
+        if not tried:
+            pytest.skip("the kit could not make another valid value for any destination field")
 
     @pytest.mark.asyncio
     async def test_secrets_never_reach_the_log(

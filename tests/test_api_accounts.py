@@ -9,6 +9,7 @@ from typing import ClassVar
 import msgspec
 
 from gateway import hookimpl
+from gateway.accounts import MASK
 from gateway.channel import Channel, ContentKind, Sent
 from gateway.plugins import Plugins
 from tests.gateway_fixtures import unique
@@ -97,6 +98,52 @@ async def test_patch_keeps_a_masked_password_and_checks_a_new_one(gateway, smtp_
         "PATCH", f"/api/v1/accounts/{name}", json={"config": {"password": "wrong"}}
     )
     assert status == 422 and "535" in body["error"]["message"]
+
+
+async def test_patch_moving_the_smtp_host_with_the_masked_password_is_422_and_never_logs_in_there(
+    gateway, smtp_server
+):
+    server = secure_server(smtp_server)
+    name = unique("mail")
+    status, _ = await create(gateway, name, server.account_config())
+    assert status == 201
+    # the operator's own server, which would take the stored password: nothing reaches it
+    attacker = smtp_server(tls="none", users={"ops@example.com": "anything"})
+    moves = [
+        {"port": attacker.port, "tls": "none", "allow_insecure_auth": True, "password": MASK},
+        {"port": attacker.port, "tls": "none", "allow_insecure_auth": True},
+        {"host": "localhost", "password": MASK},
+        {"verify_tls": False},
+        {"tls": "tls", "port": 465},
+    ]
+    for changes in moves:
+        status, body = await gateway.request(
+            "PATCH", f"/api/v1/accounts/{name}", json={"config": changes}
+        )
+        assert status == 422, (changes, body)
+        assert body["error"]["code"] == "secret_required" and body["error"]["field"] == (
+            "config.password"
+        )
+        assert "password" in body["error"]["message"]
+    assert attacker.connections == 0 and server.connections == 1  # only the create's check
+    status, view = await gateway.get(f"/api/v1/accounts/{name}")
+    assert view["revision"] == 1 and view["config"]["port"] == server.port
+
+
+async def test_patch_moving_the_smtp_host_with_the_password_entered_again_is_checked_there(
+    gateway, smtp_server
+):
+    server = secure_server(smtp_server)
+    name = unique("mail")
+    await create(gateway, name, server.account_config())
+    moved = secure_server(smtp_server)
+    config = {"port": moved.port, "ca_cert": moved.ca.pem, "password": PASSWORD}
+    status, body = await gateway.request(
+        "PATCH", f"/api/v1/accounts/{name}", json={"config": config}
+    )
+    assert status == 200, body
+    assert body["config"]["port"] == moved.port and body["config"]["password"] == MASK
+    assert moved.connections == 1
 
 
 async def test_email_goes_out_through_a_real_account_intact(gateway, smtp_server):

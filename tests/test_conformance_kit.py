@@ -214,3 +214,98 @@ def test_limits_must_be_positive_whole_numbers() -> None:
 
     [problem] = check_channel_contract(Zero())
     assert "max_text_chars must be None or a whole number above 0" in problem
+
+
+# -- where secrets go -------------------------------------------------------------------------
+
+
+class EndpointAccount(msgspec.Struct, kw_only=True):
+    secret_fields: ClassVar[frozenset[str]] = frozenset({"token"})
+    destination_fields: ClassVar[frozenset[str]] = frozenset({"endpoint", "port"})
+    token: str
+    endpoint: str = "https://api.example.com/v1"
+    port: int = 443
+    label: str = "ops"
+
+
+class EndpointChannel(GoodChannel):
+    account_type = EndpointAccount
+
+
+def _endpoint_account(account_type: type, **config: Any) -> AccountRef:
+    return AccountRef(
+        "kit", 1, msgspec.convert({"token": "kit-secret-token", **config}, account_type)
+    )
+
+
+def test_declared_destinations_pass_and_every_one_asks_for_the_secret_again() -> None:
+    assert check_channel_contract(EndpointChannel()) == []
+    account = _endpoint_account(EndpointAccount)
+    KIT.test_fields_that_say_where_secrets_go_are_destination_fields(EndpointChannel(), account)
+    KIT.test_an_edit_that_moves_the_account_asks_for_its_secrets_again(EndpointChannel(), account)
+
+
+def test_an_undeclared_url_or_host_field_fails() -> None:
+    class Forgets(EndpointAccount, kw_only=True):
+        destination_fields: ClassVar[frozenset[str]] = frozenset()  # "nothing is a destination"
+        target: str = "http://127.0.0.1:8025/fake"
+
+    class ForgetsChannel(GoodChannel):
+        account_type = Forgets
+
+    account = _endpoint_account(Forgets)
+    with pytest.raises(
+        KIT_FAILURE, match=r"does not list 'endpoint' .*'port'.*'target' \(it holds"
+    ):
+        KIT.test_fields_that_say_where_secrets_go_are_destination_fields(ForgetsChannel(), account)
+
+    class Explains(ChannelConformance):
+        not_destinations = frozenset({"endpoint", "port", "target"})
+
+    Explains().test_fields_that_say_where_secrets_go_are_destination_fields(
+        ForgetsChannel(), account
+    )
+
+
+def test_an_account_type_that_declares_nothing_passes_by_the_safe_default() -> None:
+    class Silent(msgspec.Struct, kw_only=True):
+        secret_fields: ClassVar[frozenset[str]] = frozenset({"token"})
+        token: str
+        endpoint: str = "https://api.example.com"
+
+    class SilentChannel(GoodChannel):
+        account_type = Silent
+
+    assert check_channel_contract(SilentChannel()) == []
+    account = _endpoint_account(Silent)
+    KIT.test_fields_that_say_where_secrets_go_are_destination_fields(SilentChannel(), account)
+    KIT.test_an_edit_that_moves_the_account_asks_for_its_secrets_again(SilentChannel(), account)
+
+
+def test_a_type_that_undoes_a_moved_destination_fails() -> None:
+    class Pinned(EndpointAccount, kw_only=True):
+        destination_fields: ClassVar[frozenset[str]] = frozenset({"endpoint"})
+
+        def __post_init__(self) -> None:
+            self.endpoint = "https://api.example.com/v1"  # stored one way, used another
+
+    class PinnedChannel(GoodChannel):
+        account_type = Pinned
+
+    with pytest.raises(KIT_FAILURE, match=r"'endpoint' changed to .* the stored secrets were kept"):
+        KIT.test_an_edit_that_moves_the_account_asks_for_its_secrets_again(
+            PinnedChannel(), _endpoint_account(Pinned)
+        )
+
+
+def test_destination_fields_must_be_non_secret_fields_of_the_type() -> None:
+    class Wrong(EndpointAccount, kw_only=True):
+        destination_fields: ClassVar[frozenset[str]] = frozenset({"token", "hostname"})
+
+    class WrongChannel(GoodChannel):
+        account_type = Wrong
+
+    assert check_channel_contract(WrongChannel()) == [
+        "channel 'memory': destination field 'hostname' is not a field of Wrong",
+        "channel 'memory': 'token' is a secret field, so not a destination field",
+    ]

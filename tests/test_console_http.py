@@ -32,6 +32,7 @@ from gateway.errors import Conflict, Invalid
 from gateway.plugins import Plugins
 from tests.browser_fixtures import PASSWORD, add_console_user
 from tests.browser_fixtures import _missing as missing_browser
+from tests.connection_recorder import recording
 from tests.gateway_fixtures import RunningGateway, unique
 
 CSRF_FIELD = re.compile(r'name="_csrf" value="([^"]+)"')
@@ -467,3 +468,53 @@ async def test_admin_revokes_an_api_key_and_deletes_a_relay_user_after_confirmin
     assert status == 303
     _, page, _ = await c.get("/apikeys")
     assert "无法删除" in page
+
+
+def _as_posted(specs, values: dict[str, str]) -> dict[str, str]:
+    """Form values as a browser posts them: CRLF in text areas, unticked boxes left out."""
+    posted = {}
+    for spec in specs:
+        value = values.get(spec.name, "")
+        if spec.kind == "checkbox" and not value:
+            continue
+        posted[spec.name] = value.replace("\n", "\r\n") if "\n" in value else value
+    return posted
+
+
+async def test_moving_an_account_in_the_console_asks_for_its_password_again(
+    gateway, smtp_server, client
+):
+    users = {"ops@example.com": "授权码-s3cret"}
+    server = smtp_server(tls="starttls", users=users)
+    name = unique("mail")
+    await gateway.create_account("email", name, server.account_config())
+    c = client(gateway)
+    assert await c.login(await add_console_user(gateway, "operator")) == 303
+    status, page, _ = await c.get(f"/account/{name}/edit")
+    assert status == 200
+    assert 'data-destinations="allow_insecure_auth ca_cert host port tls verify_tls"' in page
+    assert "data-secret-kept" in page and "data-secrets-again" not in page
+    channel = gateway.services.plugins.channel("email")
+    specs = field_specs(channel)
+    view = await gateway.services.accounts.get(name)
+    form = {"_csrf": await c.csrf(), **_as_posted(specs, initial_values(specs, view.config))}
+    # saved as it is (the CA text area comes back with CRLF): the stored password is kept
+    status, page, _ = await c.post(f"/account/{name}/edit", form)
+    assert status == 303, page
+    async with recording() as attacker:
+        status, page, _ = await c.post(
+            f"/account/{name}/edit", {**form, "port": str(attacker.port)}
+        )
+        assert status == 422
+        error = re.search(r'<p class="field-error" id="password-error">([^<]*)</p>', page)
+        assert error and "端口已更改：请重新输入此密钥" in error.group(1), page
+        password = re.search(r'<input id="f-password"[^>]*>', page).group(0)
+        assert " required" in password and "留空则保持不变" not in password
+        assert "data-secrets-again" in page
+        assert attacker.connections == 0
+    moved = smtp_server(tls="starttls", users=users)
+    changes = {"port": str(moved.port), "ca_cert": moved.ca.pem, "password": "授权码-s3cret"}
+    status, page, _ = await c.post(f"/account/{name}/edit", {**form, **changes})
+    assert status == 303, page
+    assert moved.connections == 1
+    assert (await gateway.services.accounts.get(name)).config["port"] == moved.port

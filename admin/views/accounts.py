@@ -2,7 +2,8 @@
 
 List and search by sender address; create (choose the type first), view, edit, delete. The
 account service checks each save against the provider through the channel plugin; its reason
-is shown next to the field it names. Secrets are write-only.
+is shown next to the field it names. Secrets are write-only, and an edit that changes where
+they are sent (host, endpoint, TLS ...) asks for each stored one again.
 """
 
 from __future__ import annotations
@@ -12,14 +13,15 @@ from typing import Any
 import msgspec
 from aiohttp import web
 
-from admin.accountform import address_of, decode, field_specs, initial_values
+from admin.accountform import FieldSpec, address_of, decode, field_specs, initial_values
 from admin.forms import Form, page_number, paginate, read_form
+from admin.i18n import Translate
 from admin.render import redirect, render, translate
 from admin.routing import ANY, OPERATOR, route
 from admin.views.common import channel_label, confirm, query_text, refusal_redirect, services
-from gateway.accounts import MASK, AccountView
+from gateway.accounts import MASK, AccountView, SecretRequired
 from gateway.api.v1 import AccountIn
-from gateway.channel import Channel
+from gateway.channel import Channel, destination_fields
 from gateway.errors import GatewayError, Invalid, NotFound, split_validation_error
 
 
@@ -74,6 +76,7 @@ def _form_page(
     form: Form,
     view: AccountView | None = None,
     status: int = 200,
+    secrets_again: frozenset[str] = frozenset(),
 ) -> web.Response:
     return render(
         request,
@@ -85,7 +88,17 @@ def _form_page(
         form=form,
         view=view,
         stored_secrets={k for k, v in (view.config if view else {}).items() if v == MASK},
+        destinations=sorted(destination_fields(channel.account_type)),
+        secrets_again=secrets_again,
     )
+
+
+def _ask_again(form: Form, exc: SecretRequired, specs: list[FieldSpec], t: Translate) -> None:
+    """Mark every stored secret the edit kept as required again, saying which change did it."""
+    labels = {s.name: s.label(t) for s in specs}
+    changed = t("accounts.list_separator").join(labels.get(f, f) for f in exc.changed)
+    for name in exc.secrets:
+        form.errors[name] = t("accounts.secret_again", fields=changed)
 
 
 @route("GET", "/accounts/new/{channel}", "accounts.new", OPERATOR)
@@ -173,13 +186,17 @@ async def update(request: web.Request) -> web.StreamResponse:
     specs = field_specs(channel)
     config, errors = decode(specs, posted, editing=True, t=t)
     form = Form(values=posted, errors=errors)
+    again: frozenset[str] = frozenset()
     if not form.failed:
         try:
             await s.accounts.update(account.name, config)
+        except SecretRequired as exc:
+            _ask_again(form, exc, specs, t)
+            again = frozenset(exc.secrets)
         except GatewayError as exc:
             form.fail(exc, t, {s.name for s in specs}, strip="config.")
     if form.failed:
-        return _form_page(request, channel, form, view=account, status=422)
+        return _form_page(request, channel, form, account, 422, again)
     s.messages.forget_account(account.name)
     raise redirect(
         request,

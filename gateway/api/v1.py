@@ -29,7 +29,9 @@ class AccountIn(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
 
 
 class AccountPatch(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
-    """Fields of ``config`` to change; a secret left out (or sent masked) keeps its value."""
+    """Fields of ``config`` to change; a secret left out (or sent masked) keeps its value,
+    unless a destination field (host, port, TLS, endpoint, URL ...) changes: then every stored
+    secret must be given again (422 ``secret_required`` names it)."""
 
     config: dict[str, Any]
 

@@ -37,6 +37,7 @@ class AliyunAccount(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     """
 
     secret_fields: ClassVar[frozenset[str]] = frozenset({"access_key_secret", "receipt_token"})
+    destination_fields: ClassVar[frozenset[str]] = frozenset({"endpoint", "region"})
 
     access_key_id: Annotated[str, Meta(min_length=1, max_length=128)]
     access_key_secret: Annotated[str, Meta(min_length=1, max_length=256)]

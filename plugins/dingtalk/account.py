@@ -50,6 +50,7 @@ class RobotAccount(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     """
 
     secret_fields: ClassVar[frozenset[str]] = frozenset({"access_token", "secret"})
+    destination_fields: ClassVar[frozenset[str]] = frozenset({"endpoint"})
 
     access_token: Annotated[str, Meta(min_length=1, max_length=512)]
     secret: Annotated[str, Meta(min_length=4, max_length=512)] | None = None
@@ -88,6 +89,7 @@ class AppAccount(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     """An enterprise internal app that sends work notifications (工作通知) as ``agent_id``."""
 
     secret_fields: ClassVar[frozenset[str]] = frozenset({"appsecret"})
+    destination_fields: ClassVar[frozenset[str]] = frozenset({"endpoint"})
 
     appkey: Annotated[str, Meta(min_length=1, max_length=128)]
     appsecret: Annotated[str, Meta(min_length=1, max_length=256)]

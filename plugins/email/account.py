@@ -36,6 +36,10 @@ class EmailAccount(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     """
 
     secret_fields: ClassVar[frozenset[str]] = frozenset({"password"})
+    # where the password goes, and what protects it on the way (a changed one asks for it again)
+    destination_fields: ClassVar[frozenset[str]] = frozenset(
+        {"host", "port", "tls", "ca_cert", "verify_tls", "allow_insecure_auth"}
+    )
 
     host: Annotated[str, Meta(min_length=1, max_length=253)]
     port: Annotated[int, Meta(ge=1, le=65535)]

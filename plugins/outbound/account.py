@@ -28,6 +28,8 @@ class OutboundAccount(AliyunAccount, kw_only=True, forbid_unknown_fields=True):
     """
 
     secret_fields: ClassVar[frozenset[str]] = AliyunAccount.secret_fields
+    # ``api`` picks the public endpoint when none is given
+    destination_fields: ClassVar[frozenset[str]] = AliyunAccount.destination_fields | {"api"}
 
     company_name: Annotated[str, Meta(min_length=1, max_length=128)]
     caller_number: Annotated[str, Meta(min_length=5, max_length=2100)]

@@ -29,6 +29,7 @@ class SmsAccount(AliyunAccount, kw_only=True, forbid_unknown_fields=True):
     """
 
     secret_fields: ClassVar[frozenset[str]] = AliyunAccount.secret_fields
+    destination_fields: ClassVar[frozenset[str]] = AliyunAccount.destination_fields
 
     sign_name: Annotated[str, Meta(min_length=2, max_length=SIGN_NAME_MAX)]
     templates: dict[str, str] = msgspec.field(default_factory=dict)

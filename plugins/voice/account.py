@@ -29,6 +29,7 @@ class VoiceAccount(AliyunAccount, kw_only=True, forbid_unknown_fields=True):
     """
 
     secret_fields: ClassVar[frozenset[str]] = AliyunAccount.secret_fields
+    destination_fields: ClassVar[frozenset[str]] = AliyunAccount.destination_fields
 
     called_show_number: str | None = None
     templates: dict[str, str] = msgspec.field(default_factory=dict)

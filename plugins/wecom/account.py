@@ -54,6 +54,7 @@ class WecomAccount(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     """
 
     secret_fields: ClassVar[frozenset[str]] = frozenset({"corpsecret"})
+    destination_fields: ClassVar[frozenset[str]] = frozenset({"endpoint"})
 
     corpid: Annotated[str, Meta(min_length=1, max_length=64)]
     corpsecret: Annotated[str, Meta(min_length=1, max_length=256)]
@@ -82,6 +83,7 @@ class WecomRobotAccount(msgspec.Struct, kw_only=True, forbid_unknown_fields=True
     """
 
     secret_fields: ClassVar[frozenset[str]] = frozenset({"key"})
+    destination_fields: ClassVar[frozenset[str]] = frozenset({"endpoint"})
 
     key: Annotated[str, Meta(min_length=1, max_length=2048)]
     endpoint: str = DEFAULT_ENDPOINT

@@ -30,6 +30,7 @@ class WeLinkAccount(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     """
 
     secret_fields: ClassVar[frozenset[str]] = frozenset({"client_secret"})
+    destination_fields: ClassVar[frozenset[str]] = frozenset({"endpoint"})
 
     client_id: Annotated[str, Meta(min_length=1, max_length=255)]
     client_secret: Annotated[str, Meta(min_length=1, max_length=255)]

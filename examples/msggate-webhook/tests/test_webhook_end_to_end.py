@@ -16,12 +16,12 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from conftest import SECRET, Receiver
+from conftest import SECRET, TOKEN, Receiver
 from gateway.plugins import Plugins
-from gateway.testing import RunningGateway, running_gateway
+from gateway.testing import RunningGateway, running_gateway, serving
 
 from msggate_webhook.channel import WebhookChannel
-from msggate_webhook.fake import Reply
+from msggate_webhook.fake import ReceiverState, Reply, make_app
 from msggate_webhook.receipts import RECEIPT_SECRET_ENV
 
 RECEIPT_SECRET = "receipt-secret-89abcdef"
@@ -132,6 +132,30 @@ async def test_bad_accounts_and_options_are_refused_with_the_field(
         },
     )
     assert status == 422 and body["error"]["field"] == "options.event", body
+
+
+async def test_a_new_url_needs_the_secret_and_headers_again_before_anything_is_sent_there(
+    gateway: RunningGateway, receiver: Receiver
+) -> None:
+    account = unique("hooks")
+    await gateway.create_account("webhook", account, receiver.config())
+    other = ReceiverState(secret=SECRET, required_headers={"Authorization": TOKEN})
+    async with serving(make_app(other)) as elsewhere:
+        moved = f"{elsewhere}/hooks/demo"
+        for changes in ({"url": moved, "secret": "********"}, {"url": moved}):
+            status, body = await gateway.request(
+                "PATCH", f"/api/v1/accounts/{account}", json={"config": changes}
+            )
+            assert status == 422 and body["error"]["code"] == "secret_required", body
+            assert body["error"]["field"] == "config.secret", body
+            assert "headers" in body["error"]["message"], body
+        assert (other.pings, other.received, other.refused) == (0, [], [])  # nothing came
+        again = {"url": moved, "secret": SECRET, "headers": {"Authorization": TOKEN}}
+        status, body = await gateway.request(
+            "PATCH", f"/api/v1/accounts/{account}", json={"config": again}
+        )
+        assert status == 200, body
+        assert other.pings == 1
 
 
 async def test_receipts_without_a_valid_signature_are_refused(gateway: RunningGateway) -> None:

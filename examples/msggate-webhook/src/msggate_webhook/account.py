@@ -28,6 +28,8 @@ class WebhookAccount(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     """
 
     secret_fields: ClassVar[frozenset[str]] = frozenset({"secret", "headers"})
+    # a new url means the secret and the headers must be given again (never sent there unasked)
+    destination_fields: ClassVar[frozenset[str]] = frozenset({"url"})
 
     url: Annotated[str, Meta(min_length=8, max_length=2048)]
     secret: Annotated[str, Meta(min_length=16, max_length=256)] | None = None
