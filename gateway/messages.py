@@ -160,11 +160,13 @@ class MessageService:
 
     async def _flush(self, batch: Sequence[NewMessage]) -> list[InsertResult | Unstorable]:
         # The statement gets the whole deadline: its callers have waited at least that long
-        # when it is cancelled, and a flusher is never held longer by a hung database.
+        # when it is cancelled, and a hung database cannot keep a flusher for long.
         result = await self.store.insert_messages(batch, timeout=self.accept_timeout)
         if self.on_commit is not None and len(result.skipped) + len(result.refused) < len(batch):
             self.on_commit()
-        return [result.refused.get(m.id, result) for m in batch]
+        if result.refused:
+            return [result.refused.get(m.id, result) for m in batch]
+        return [result] * len(batch)
 
     async def _account(self, name: str) -> AccountRow | None:
         now = time.monotonic()

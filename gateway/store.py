@@ -146,21 +146,28 @@ class Store:
         payload, refused = _encode_storable(batch)
         if len(refused) == len(batch):
             return InsertResult(frozenset(), {}, refused)
-        try:
-            row = await self.pool.fetchrow(Q["insert_messages"], payload, timeout=timeout)
-        except ITEM_ERRORS as exc:
-            raise _refusal(exc) from None
-        skipped = frozenset(row["skipped"])
-        existing: dict[tuple[str, str], tuple[uuid.UUID, bytes | None]] = {}
-        for m in batch:
-            if m.idempotency_key is None or m.id not in skipped:
-                continue
-            key = (m.idempotency_scope or "", m.idempotency_key)
-            if key not in existing:  # committed before ours: ON CONFLICT waited for it
-                found = await self.pool.fetchrow(
-                    Q["find_idempotent"], m.idempotency_scope, m.idempotency_key, timeout=timeout
-                )
-                existing[key] = (found["id"], found["request_hash"])
+        # The acquire timeout is also what releasing the connection may wait for asyncpg to
+        # cancel a statement that timed out: with it, a hung database holds the caller (a
+        # flusher) for a few deadlines, not for the pool's longer timeout.
+        async with self.pool.acquire(timeout=timeout) as conn:
+            try:
+                row = await conn.fetchrow(Q["insert_messages"], payload, timeout=timeout)
+            except ITEM_ERRORS as exc:
+                raise _refusal(exc) from None
+            skipped = frozenset(row["skipped"])
+            existing: dict[tuple[str, str], tuple[uuid.UUID, bytes | None]] = {}
+            for m in batch:
+                if m.idempotency_key is None or m.id not in skipped:
+                    continue
+                key = (m.idempotency_scope or "", m.idempotency_key)
+                if key not in existing:  # committed before ours: ON CONFLICT waited for it
+                    found = await conn.fetchrow(
+                        Q["find_idempotent"],
+                        m.idempotency_scope,
+                        m.idempotency_key,
+                        timeout=timeout,
+                    )
+                    existing[key] = (found["id"], found["request_hash"])
         return InsertResult(skipped, existing, refused)
 
     # -- reading messages --------------------------------------------------------------------
