@@ -11,6 +11,7 @@ import logging
 import math
 from collections.abc import Sequence
 
+import aiosmtplib
 import pytest
 
 from gateway.batching import Batcher
@@ -18,6 +19,7 @@ from gateway.errors import GatewayError, Unstorable
 from gateway.model import NewMessage, uuid7
 from gateway.store import InsertResult, item_error
 from tests.gateway_fixtures import unique
+from tests.relay_support import start_relay
 
 # -- the batcher alone (its flush is a plain function) --------------------------------------
 
@@ -221,4 +223,20 @@ async def test_the_api_answers_422_not_500_for_text_the_database_cannot_store(ga
     )
     assert status == 422, body
     assert body["error"]["field"] == "text"
+    assert not [r for r in caplog.records if r.exc_info]
+
+
+async def test_the_relay_refuses_text_the_database_cannot_store_with_5xx_not_451(
+    make_gateway, tmp_path, caplog
+):
+    relay = await start_relay(make_gateway, tmp_path, dispatch=False)
+    user = await relay.user()
+    caplog.set_level(logging.INFO)
+    mail = (
+        "From: app@example.com\r\nTo: ops@example.com\r\nSubject: nul\r\n"
+        f"Message-ID: <{unique('m')}@example.com>\r\n\r\nbefore\x00after\r\n"
+    )
+    with pytest.raises(aiosmtplib.SMTPDataError) as refused:
+        await relay.send(mail, ["ops@example.com"], user=user)
+    assert refused.value.code // 100 == 5, refused.value  # a 4xx: retried forever
     assert not [r for r in caplog.records if r.exc_info]
