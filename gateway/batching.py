@@ -66,7 +66,12 @@ class Batcher(Generic[T, R]):
     async def _flush_batch(self, batch: list[tuple[T, asyncio.Future[R]]]) -> None:
         refused: list[BaseException] = []
         flushes = self.batches
-        await self._flush_part(batch, refused)
+        try:
+            await self._flush_part(batch, refused)
+        except asyncio.CancelledError:  # closing mid-split: no caller may wait for ever
+            for _, future in batch:
+                future.cancel()
+            raise
         if refused:  # one line per batch, however many items it held
             log.warning(
                 "a batch of %d held %d item(s) that could not be stored (first: %s);"
@@ -84,10 +89,6 @@ class Batcher(Generic[T, R]):
         self.items += len(batch)
         try:
             results = await self._flush([item for item, _ in batch])
-        except asyncio.CancelledError:
-            for _, future in batch:
-                future.cancel()
-            raise
         except Exception as exc:
             if not self._splittable(exc):
                 results = [exc] * len(batch)
