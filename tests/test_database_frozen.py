@@ -17,9 +17,11 @@ import aiosmtplib
 import pytest
 
 import gateway.messages
+from tests.browser_fixtures import add_console_user
 from tests.gateway_fixtures import unique
 from tests.relay_support import PASSWORD, message_ids, start_relay
 from tests.tcp_proxy import TcpProxy
+from tests.test_console_http import Client
 
 # Generous against a loaded machine, and far below the old 60 s command timeout.
 ANSWER_WITHIN = 20.0
@@ -128,6 +130,20 @@ async def test_a_frozen_database_fails_accepts_and_reads_fast_and_loses_nothing(
     count = "SELECT count(*) FROM messages WHERE idempotency_key = ANY($1::text[])"
     assert await db.fetchval(count, keys) == 3
     assert (await gw.get(f"/api/v1/messages/{warm['id']}"))[0] == 200
+
+
+async def test_the_console_answers_503_in_its_language_instead_of_hanging(make_gateway, proxy):
+    gw = await make_gateway(database_url=proxy.url, dispatch=False, db_timeout_seconds=2)
+    console = Client(gw)
+    try:
+        assert await console.login(await add_console_user(gw, "readonly")) == 303
+        proxy.freeze()
+        status, page, _ = await asyncio.wait_for(console.get("/profile"), ANSWER_WITHIN)
+        assert status == 503 and "数据库暂时不可用" in page
+        proxy.thaw()
+        assert (await console.get("/profile"))[0] == 200
+    finally:
+        await console.close()
 
 
 def mail(subject: str, mid: str) -> bytes:
