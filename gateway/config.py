@@ -60,7 +60,7 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     accept_batch: int = 500
     accept_timeout_seconds: float = 5.0  # then 503 / 451: a hung database must not hang clients
     db_pool_size: int = 10
-    db_timeout_seconds: float = 30.0  # any other database call: connect, pool wait, statement
+    db_timeout_seconds: float = 30.0  # any database call: connect, pool wait, statement
     node_name: str | None = None
 
     @property

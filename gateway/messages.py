@@ -131,7 +131,7 @@ class MessageService:
     """Validates and commits messages; reads them back.
 
     Accepting gives up after ``accept_timeout`` seconds (TimeoutError: the caller answers 503 /
-    451). A commit may still land after that; the idempotency key makes the retry a replay.
+    451). The commit may still land after that; the idempotency key makes the retry a replay.
     """
 
     def __init__(
@@ -159,9 +159,10 @@ class MessageService:
         return asyncio.timeout(self.accept_timeout)
 
     async def _flush(self, batch: Sequence[NewMessage]) -> list[InsertResult | Unstorable]:
-        # The statement gets the whole deadline: its callers have waited at least that long
-        # when it is cancelled, and a hung database cannot keep a flusher for long.
-        result = await self.store.insert_messages(batch, timeout=self.accept_timeout)
+        # The statement is bounded by the pool's (longer) timeout, not by the callers' deadline:
+        # cancelled at the deadline, a batch that needs longer (large mails on a slow disk)
+        # would fail on every retry. Callers that gave up retry, and their key makes it a replay.
+        result = await self.store.insert_messages(batch)
         if self.on_commit is not None and len(result.skipped) + len(result.refused) < len(batch):
             self.on_commit()
         if result.refused:

@@ -140,15 +140,15 @@ class Store:
         which message holds it), was committed already by an earlier try of the same batch, or
         holds text the database cannot store (``refused``). A data error of the statement
         raises :class:`Unstorable` (a batch of one: that message's error; a larger batch is
-        split by the caller). ``timeout`` bounds the statement: when it passes, asyncpg cancels
-        it on the server, so it commits nothing unless it had already committed.
+        split by the caller). ``timeout`` (default: the pool's) bounds the wait for a
+        connection and the statement; when it passes, asyncpg cancels the statement on the
+        server, which commits nothing unless it had committed already.
         """
         payload, refused = _encode_storable(batch)
         if len(refused) == len(batch):
             return InsertResult(frozenset(), {}, refused)
-        # The acquire timeout is also what releasing the connection may wait for asyncpg to
-        # cancel a statement that timed out: with it, a hung database holds the caller (a
-        # flusher) for a few deadlines, not for the pool's longer timeout.
+        # The acquire timeout is also how long releasing the connection may wait for asyncpg
+        # to cancel a statement that timed out: one timeout bounds all three.
         async with self.pool.acquire(timeout=timeout) as conn:
             try:
                 row = await conn.fetchrow(Q["insert_messages"], payload, timeout=timeout)
