@@ -8,8 +8,8 @@ the text (HTML reduced to text) and a note of the attachments they cannot carry.
 
 When the client gave a Message-ID, each group's idempotency key is derived from it: a client
 that retries after a lost 250 (or after a 451 that followed a partial commit) does not create a
-second copy. The commit has the accept deadline (``accept_timeout_seconds``); past it the client
-gets 451 and keeps the message, though the commit may still land: then its retry is a replay.
+second copy. The reply waits for the commit at most ``accept_timeout_seconds``; past that the
+client gets 451 and keeps the message, though the commit may still land: its retry is a replay.
 A message without a Message-ID gets one of the gateway's own per try, so that rare retry is a
 second copy: delivery is at least once.
 """
