@@ -126,8 +126,9 @@ class Store:
     # -- health ------------------------------------------------------------------------------
 
     async def ping(self) -> None:
+        """A health check answers within seconds, whatever the database does."""
         async with self.pool.acquire(timeout=5) as conn:
-            await conn.fetchval("SELECT 1")
+            await conn.fetchval("SELECT 1", timeout=5)
 
     # -- accept (group commit) ---------------------------------------------------------------
 
