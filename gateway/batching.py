@@ -15,8 +15,10 @@ R = TypeVar("R")
 Flush = Callable[[Sequence[T]], Awaitable[Sequence[R | BaseException]]]
 
 
-def _any_error(exc: BaseException) -> bool:
-    return True
+def _not_a_timeout(exc: BaseException) -> bool:
+    """By default any error may be one item's, or a blip the smaller flushes get past; not a
+    timeout: with a hung database each piece would wait as long again."""
+    return not isinstance(exc, TimeoutError)
 
 
 class Batcher(Generic[T, R]):
@@ -30,7 +32,8 @@ class Batcher(Generic[T, R]):
     not a database that is down), the batch is split in halves and each is flushed again: one
     bad item costs about 2·log2(n) flushes, not n, and fails alone with that error. Any other
     error fails the whole batch at once (retrying it piece by piece would only multiply the
-    wait). An item whose caller stopped waiting before its flush began is dropped.
+    wait). The accept path splits only for data errors; the default splits for anything but a
+    timeout. An item whose caller stopped waiting before its flush began is dropped.
     """
 
     def __init__(
@@ -38,7 +41,7 @@ class Batcher(Generic[T, R]):
         flush: Flush,
         max_batch: int = 500,
         flushers: int = 2,
-        splittable: Callable[[BaseException], bool] = _any_error,
+        splittable: Callable[[BaseException], bool] = _not_a_timeout,
     ) -> None:
         self._flush = flush
         self._max_batch = max_batch

@@ -30,7 +30,7 @@ from gateway.events import DeliveryEvent
 from gateway.model import ClaimedDelivery, EventRow, Finished
 from gateway.plugins import Plugins
 from gateway.ratelimit import LocalRateLimiter, RateLimiter
-from gateway.store import Store, item_error
+from gateway.store import Store
 
 log = logging.getLogger(__name__)
 
@@ -71,13 +71,8 @@ class Dispatcher:
         self._wake = asyncio.Event()
         self._in_flight: set[asyncio.Task] = set()
         self._stopping = False
-        # a batch is split only for data errors (e.g. a NUL in a provider's error text)
-        self._finisher: Batcher[Finished, list[EventRow]] = Batcher(
-            self._flush, 500, splittable=item_error
-        )
-        self._sandbox: Batcher[ClaimedDelivery, None] = Batcher(
-            self._record_sandbox, 500, splittable=item_error
-        )
+        self._finisher: Batcher[Finished, list[EventRow]] = Batcher(self._flush, 500)
+        self._sandbox: Batcher[ClaimedDelivery, None] = Batcher(self._record_sandbox, 500)
         # A seam for ingress-specific content, e.g. the SMTP relay's original MIME (outgoing.raw)
         self.prepare_outgoing: PrepareOutgoing | None = None
 

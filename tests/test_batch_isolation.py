@@ -66,6 +66,25 @@ async def test_a_database_outage_fails_the_batch_once_instead_of_once_per_item()
     assert calls == 1
 
 
+async def test_by_default_a_hung_database_is_not_waited_for_once_per_piece():
+    calls = 0
+
+    async def flush(items: Sequence[int]) -> list[int]:
+        nonlocal calls
+        calls += 1
+        raise TimeoutError  # the statement timed out: its pieces would each time out too
+
+    batcher: Batcher[int, int] = Batcher(flush, 50)
+    try:
+        results = await asyncio.gather(
+            *(batcher.submit(i) for i in range(50)), return_exceptions=True
+        )
+    finally:
+        await batcher.close()
+    assert all(isinstance(r, TimeoutError) for r in results)
+    assert calls == 1
+
+
 async def test_an_item_whose_caller_gave_up_before_its_flush_is_not_flushed():
     flushed: list[str] = []
     first_started, release = asyncio.Event(), asyncio.Event()

@@ -17,7 +17,6 @@ from gateway.batching import Batcher
 from gateway.channel import Outgoing
 from gateway.model import ClaimedDelivery
 from gateway.relay.store import RelayStore
-from gateway.store import item_error
 
 log = logging.getLogger(__name__)
 
@@ -29,9 +28,7 @@ class RawLoader:
 
     def __init__(self, store: RelayStore, max_batch: int = 200) -> None:
         self.store = store
-        self._batcher: Batcher[uuid.UUID, bytes | None] = Batcher(
-            self._load, max_batch, splittable=item_error
-        )
+        self._batcher: Batcher[uuid.UUID, bytes | None] = Batcher(self._load, max_batch)
 
     async def _load(self, message_ids: Sequence[uuid.UUID]) -> list[bytes | None]:
         found = await self.store.raw_many(message_ids)
