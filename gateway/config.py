@@ -58,7 +58,9 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     retry_max_seconds: float = 3600.0
     # accept path
     accept_batch: int = 500
+    accept_timeout_seconds: float = 5.0  # then 503 / 451: a hung database must not hang clients
     db_pool_size: int = 10
+    db_timeout_seconds: float = 30.0  # any database call: connect, pool wait, statement
     node_name: str | None = None
 
     @property
@@ -119,6 +121,8 @@ _RULES: dict[str, tuple[Any, Any, str]] = {
     "retry_base_seconds": _POSITIVE_FLOAT,
     "retry_max_seconds": _POSITIVE_FLOAT,
     "accept_batch": _POSITIVE_INT,
+    "accept_timeout_seconds": _POSITIVE_FLOAT,
+    "db_timeout_seconds": _POSITIVE_FLOAT,
     "db_pool_size": (int, lambda v: v >= 2, "a whole number of at least 2"),
     "smtp_tls_cert": _FILE,
     "smtp_tls_key": _FILE,

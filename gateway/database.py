@@ -55,16 +55,39 @@ def _encode_json(value: object) -> str:
     return msgspec.json.encode(value).decode()
 
 
-async def open_pool(url: str, size: int) -> asyncpg.Pool:
-    """A connection pool with JSON codecs; a clear ConfigError when the server is unreachable."""
+class _Pool(asyncpg.Pool):
+    """asyncpg's pool, but ``acquire()`` gives up after ``acquire_timeout`` by default: asyncpg
+    waits forever, so with the database hung and every connection busy, callers queued for one
+    would hang with it (each holder is itself bounded by the command timeout)."""
+
+    acquire_timeout: float | None = None
+
+    def acquire(self, *, timeout: float | None = None) -> asyncpg.pool.PoolAcquireContext:
+        return super().acquire(timeout=self.acquire_timeout if timeout is None else timeout)
+
+
+async def open_pool(url: str, size: int, timeout: float = 30.0) -> asyncpg.Pool:
+    """A connection pool with JSON codecs; a clear ConfigError when the server is unreachable.
+
+    ``timeout`` bounds every database call: connecting, waiting for a free connection, and
+    each statement (unless the call gives its own, as the accept path does).
+    """
+    pool = _Pool(
+        url,
+        min_size=min(2, size),
+        max_size=size,
+        max_queries=50000,
+        max_inactive_connection_lifetime=300.0,
+        init=_init_connection,
+        reset=_reset,
+        loop=None,
+        connection_class=asyncpg.Connection,
+        record_class=asyncpg.Record,
+        command_timeout=timeout,
+        timeout=timeout,  # connecting
+    )
+    pool.acquire_timeout = timeout
     try:
-        return await asyncpg.create_pool(
-            url,
-            min_size=min(2, size),
-            max_size=size,
-            init=_init_connection,
-            reset=_reset,
-            command_timeout=60,
-        )
+        return await pool
     except (OSError, asyncpg.PostgresError) as exc:
         raise ConfigError(f"MSGGATE_DATABASE_URL: cannot connect to the database: {exc}") from None

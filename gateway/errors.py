@@ -22,6 +22,11 @@ class Invalid(GatewayError):
     code = "invalid"
 
 
+class Unstorable(Invalid):
+    """Data the database cannot store as given (a NUL character, a value out of range): the
+    caller's own, so it fails their request alone and never its group-commit neighbours."""
+
+
 class NotFound(GatewayError):
     status = 404
     code = "not_found"

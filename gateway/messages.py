@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import hashlib
 import time
 import uuid
 from collections.abc import Callable, Sequence
+from contextlib import AbstractAsyncContextManager
 from typing import Annotated, Any
 
 import msgspec
@@ -14,10 +16,10 @@ from msgspec import Meta
 
 from gateway.batching import Batcher
 from gateway.channel import Channel, ContentKind
-from gateway.errors import Conflict, Invalid, NotFound, split_validation_error
+from gateway.errors import Conflict, Invalid, NotFound, Unstorable, split_validation_error
 from gateway.model import AccountRow, NewMessage, uuid7
 from gateway.plugins import Plugins
-from gateway.store import InsertResult, Store
+from gateway.store import InsertResult, Store, item_error
 
 MAX_RECIPIENTS = 1000
 ACCOUNT_CACHE_SECONDS = 5.0
@@ -126,7 +128,11 @@ def _too_long(channel: Channel, text: str) -> str | None:
 
 
 class MessageService:
-    """Validates and commits messages; reads them back."""
+    """Validates and commits messages; reads them back.
+
+    Accepting gives up after ``accept_timeout`` seconds (TimeoutError: the caller answers 503 /
+    451). The commit may still land after that; the idempotency key makes the retry a replay.
+    """
 
     def __init__(
         self,
@@ -134,20 +140,33 @@ class MessageService:
         plugins: Plugins,
         max_batch: int = 500,
         on_commit: Callable[[], None] | None = None,
+        accept_timeout: float = 5.0,
     ) -> None:
         self.store = store
         self.plugins = plugins
         self.on_commit = on_commit
+        self.accept_timeout = accept_timeout
         self._accounts: dict[str, tuple[float, AccountRow | None]] = {}
-        self._batcher: Batcher[NewMessage, InsertResult] = Batcher(self._flush, max_batch)
+        self._batcher: Batcher[NewMessage, InsertResult] = Batcher(
+            self._flush, max_batch, splittable=item_error
+        )
 
     async def close(self) -> None:
         await self._batcher.close()
 
-    async def _flush(self, batch: Sequence[NewMessage]) -> list[InsertResult]:
+    def deadline(self) -> AbstractAsyncContextManager:
+        """The accept deadline, for a caller that accepts several messages as one (the relay)."""
+        return asyncio.timeout(self.accept_timeout)
+
+    async def _flush(self, batch: Sequence[NewMessage]) -> list[InsertResult | Unstorable]:
+        # The statement is bounded by the pool's (longer) timeout, not by the callers' deadline:
+        # cancelled at the deadline, a batch that needs longer (large mails on a slow disk)
+        # would fail on every retry. Callers that gave up retry, and their key makes it a replay.
         result = await self.store.insert_messages(batch)
-        if self.on_commit is not None and len(result.skipped) < len(batch):
+        if self.on_commit is not None and len(result.skipped) + len(result.refused) < len(batch):
             self.on_commit()
+        if result.refused:
+            return [result.refused.get(m.id, result) for m in batch]
         return [result] * len(batch)
 
     async def _account(self, name: str) -> AccountRow | None:
@@ -226,7 +245,12 @@ class MessageService:
         return msgspec.to_builtins(typed)
 
     async def accept(self, msg: MessageIn, ingress: Ingress) -> Accepted:
-        """Validate, commit (grouped with concurrent callers), and answer only once durable."""
+        """Validate, commit (grouped with concurrent callers), and answer only once durable;
+        TimeoutError once the accept deadline passes."""
+        async with self.deadline():
+            return await self._accept(msg, ingress)
+
+    async def _accept(self, msg: MessageIn, ingress: Ingress) -> Accepted:
         new = await self.prepare(msg, ingress)
         result = await self._batcher.submit(new)
         if new.id not in result.skipped or new.idempotency_key is None:

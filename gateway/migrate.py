@@ -12,6 +12,8 @@ log = logging.getLogger(__name__)
 
 _NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
 _LOCK_ID = 0x6D736767  # "msgg": serialises migrations when several nodes start at once
+# A migration may rewrite a big table, or wait for another node's: not the pool's short timeout.
+TIMEOUT = 3600.0
 
 
 def migration_files() -> list[tuple[int, str, str]]:
@@ -34,13 +36,13 @@ async def migrate(conn: asyncpg.Connection) -> list[str]:
     applied = []
     for version, name, sql in migration_files():
         async with conn.transaction():
-            await conn.execute("SELECT pg_advisory_xact_lock($1)", _LOCK_ID)
+            await conn.execute("SELECT pg_advisory_xact_lock($1)", _LOCK_ID, timeout=TIMEOUT)
             done = await conn.fetchval(
                 "SELECT 1 FROM schema_migrations WHERE version = $1", version
             )
             if done:
                 continue
-            await conn.execute(sql)
+            await conn.execute(sql, timeout=TIMEOUT)
             await conn.execute(
                 "INSERT INTO schema_migrations (version, name) VALUES ($1, $2)", version, name
             )

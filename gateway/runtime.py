@@ -37,14 +37,18 @@ async def open_services(
 ) -> AsyncIterator[Services]:
     """Database (migrated), plugins, services and, if ``dispatch``, a running dispatcher."""
     box = load_secret_box(settings.secret_key, settings.data_path)
-    pool = await open_pool(await database_url(settings), settings.db_pool_size)
+    pool = await open_pool(
+        await database_url(settings), settings.db_pool_size, settings.db_timeout_seconds
+    )
     try:
         async with pool.acquire() as conn:
             await migrate(conn)
         store = Store(pool)
         plugins = plugins or Plugins.load()
         accounts = Accounts(store, plugins, box)
-        messages = MessageService(store, plugins, settings.accept_batch)
+        messages = MessageService(
+            store, plugins, settings.accept_batch, accept_timeout=settings.accept_timeout_seconds
+        )
         limiter = rate_limiter(settings.redis_url)
         receipts = Receipts(store, plugins, accounts)
         services = Services(settings, store, plugins, accounts, messages, ApiKeys(store), receipts)

@@ -11,7 +11,7 @@ from typing import Any, TypeVar
 import asyncpg
 import msgspec
 
-from gateway.errors import Conflict, InUse
+from gateway.errors import Conflict, InUse, Unstorable
 from gateway.model import (
     AccountRow,
     ApiKey,
@@ -25,6 +25,7 @@ from gateway.model import (
     SandboxRow,
 )
 from gateway.sql import QUERIES as Q
+from gateway.storable import NUL_IN_JSON, unstorable
 
 T = TypeVar("T")
 
@@ -43,14 +44,31 @@ RECEIPT_COLUMNS = (
     "account",
 )
 
-# What it looks like when PostgreSQL is down or unreachable (callers answer 503 / 451).
+# What it looks like when PostgreSQL is down, unreachable, too slow or briefly unable to go on
+# (callers answer 503 / 451: the same request may succeed later).
 UNAVAILABLE: tuple[type[BaseException], ...] = (
     OSError,
     TimeoutError,
     asyncpg.PostgresConnectionError,
     asyncpg.InterfaceError,
-    asyncpg.CannotConnectNowError,
+    asyncpg.OperatorInterventionError,  # 57: cancelled, shutting down, cannot connect now
+    asyncpg.InsufficientResourcesError,  # 53: disk full, too many connections
+    asyncpg.TransactionRollbackError,  # 40: deadlock, serialization failure
 )
+
+# SQLSTATE classes that blame the data of a statement, not the database: 22 data exception
+# (e.g. 22P05 untranslatable character), 23 integrity constraint, 54 program limit (e.g. too
+# deeply nested JSON). In a batch they are some item's fault, so the batch is split to find it.
+ITEM_ERRORS: tuple[type[BaseException], ...] = (
+    asyncpg.DataError,
+    asyncpg.IntegrityConstraintViolationError,
+    asyncpg.ProgramLimitExceededError,
+)
+
+
+def item_error(exc: BaseException) -> bool:
+    """Whether ``exc`` from a batch write may be one item's fault (Batcher ``splittable``)."""
+    return isinstance(exc, (*ITEM_ERRORS, Unstorable))
 
 
 def _rows(kind: type[T], records: Sequence[asyncpg.Record]) -> list[T]:
@@ -59,11 +77,44 @@ def _rows(kind: type[T], records: Sequence[asyncpg.Record]) -> list[T]:
 
 class InsertResult(msgspec.Struct, frozen=True):
     """Which messages of a group commit were not inserted, and which replayed an idempotency
-    key (a message skipped without a key was committed by an earlier try of its batch)."""
+    key (a message skipped without a key was committed by an earlier try of its batch).
+    ``refused``: messages the database cannot store, each with its own error, left out."""
 
     skipped: frozenset[uuid.UUID]
     # (scope, key) -> (existing message id, its request hash)
     existing: dict[tuple[str, str], tuple[uuid.UUID, bytes | None]]
+    refused: dict[uuid.UUID, Unstorable] = {}
+
+
+def _encode_storable(batch: Sequence[NewMessage]) -> tuple[str, dict[uuid.UUID, Unstorable]]:
+    """The batch as the statement's JSON, without the messages PostgreSQL would refuse.
+
+    Looking for those costs one substring search unless the batch shows a NUL escape or
+    cannot be encoded (an unpaired surrogate); only then is each message walked.
+    """
+    try:
+        payload = _json.encode(batch)
+        if NUL_IN_JSON not in payload:
+            return payload.decode(), {}
+    except UnicodeEncodeError:
+        pass
+    refused = {m.id: problem for m in batch if (problem := unstorable(m)) is not None}
+    try:
+        return _json.encode([m for m in batch if m.id not in refused]).decode(), refused
+    except UnicodeEncodeError:  # somewhere the walk does not look: let the caller split
+        raise Unstorable("the message holds text that is not valid Unicode") from None
+
+
+def _refusal(exc: BaseException) -> Unstorable:
+    """A data error of a one-message statement as that message's own error."""
+    what = {
+        "22": "has a value the database cannot store",
+        "23": "breaks a rule of the database",
+        "54": "exceeds a limit of the database (size or nesting)",
+    }
+    state = getattr(exc, "sqlstate", "") or ""
+    reason = " ".join(str(getattr(exc, "message", exc)).split())[:200]
+    return Unstorable(f"the message {what.get(state[:2], 'cannot be stored')}: {reason}")
 
 
 class Store:
@@ -75,30 +126,50 @@ class Store:
     # -- health ------------------------------------------------------------------------------
 
     async def ping(self) -> None:
+        """A health check answers within seconds, whatever the database does."""
         async with self.pool.acquire(timeout=5) as conn:
-            await conn.fetchval("SELECT 1")
+            await conn.fetchval("SELECT 1", timeout=5)
 
     # -- accept (group commit) ---------------------------------------------------------------
 
-    async def insert_messages(self, batch: Sequence[NewMessage]) -> InsertResult:
+    async def insert_messages(
+        self, batch: Sequence[NewMessage], timeout: float | None = None
+    ) -> InsertResult:
         """Commit a batch of messages and their deliveries in one statement, with a NOTIFY.
 
         A message that is not inserted either replays an idempotency key (``existing`` says
-        which message holds it) or was committed already by an earlier try of the same batch.
+        which message holds it), was committed already by an earlier try of the same batch, or
+        holds text the database cannot store (``refused``). A data error of the statement
+        raises :class:`Unstorable` (a batch of one: that message's error; a larger batch is
+        split by the caller). ``timeout`` (default: the pool's) bounds the wait for a
+        connection and the statement; when it passes, asyncpg cancels the statement on the
+        server, which commits nothing unless it had committed already.
         """
-        row = await self.pool.fetchrow(Q["insert_messages"], _json.encode(batch).decode())
-        skipped = frozenset(row["skipped"])
-        existing: dict[tuple[str, str], tuple[uuid.UUID, bytes | None]] = {}
-        for m in batch:
-            if m.idempotency_key is None or m.id not in skipped:
-                continue
-            key = (m.idempotency_scope or "", m.idempotency_key)
-            if key not in existing:  # committed before ours: ON CONFLICT waited for it
-                found = await self.pool.fetchrow(
-                    Q["find_idempotent"], m.idempotency_scope, m.idempotency_key
-                )
-                existing[key] = (found["id"], found["request_hash"])
-        return InsertResult(skipped, existing)
+        payload, refused = _encode_storable(batch)
+        if len(refused) == len(batch):
+            return InsertResult(frozenset(), {}, refused)
+        # The acquire timeout is also how long releasing the connection may wait for asyncpg
+        # to cancel a statement that timed out: one timeout bounds all three.
+        async with self.pool.acquire(timeout=timeout) as conn:
+            try:
+                row = await conn.fetchrow(Q["insert_messages"], payload, timeout=timeout)
+            except ITEM_ERRORS as exc:
+                raise _refusal(exc) from None
+            skipped = frozenset(row["skipped"])
+            existing: dict[tuple[str, str], tuple[uuid.UUID, bytes | None]] = {}
+            for m in batch:
+                if m.idempotency_key is None or m.id not in skipped:
+                    continue
+                key = (m.idempotency_scope or "", m.idempotency_key)
+                if key not in existing:  # committed before ours: ON CONFLICT waited for it
+                    found = await conn.fetchrow(
+                        Q["find_idempotent"],
+                        m.idempotency_scope,
+                        m.idempotency_key,
+                        timeout=timeout,
+                    )
+                    existing[key] = (found["id"], found["request_hash"])
+        return InsertResult(skipped, existing, refused)
 
     # -- reading messages --------------------------------------------------------------------
 

@@ -70,9 +70,9 @@ async def test_250_is_sent_only_after_the_commit(make_gateway, db, tmp_path):
     real_insert = store.insert_messages
     committed: dict[str, float] = {}
 
-    async def slow_insert(batch):
+    async def slow_insert(batch, **options):
         await asyncio.sleep(0.3)  # a slow disk: the client must wait for it
-        result = await real_insert(batch)
+        result = await real_insert(batch, **options)
         for m in batch:
             committed[str(m.id)] = time.monotonic()
         return result

@@ -51,13 +51,13 @@ async def guard(request: web.Request, handler) -> web.StreamResponse:
         return json_response(error_body(code, exc.reason), exc.status)
     except UNAVAILABLE as exc:
         log.warning("%s %s: database unavailable: %r", request.method, request.path, exc)
-        return json_response(
-            error_body(
-                "unavailable", "the database is unavailable; nothing was accepted, try again"
-            ),
-            503,
-            headers={"Retry-After": "5"},
+        # A connection lost or a deadline passed mid-commit may still have committed: say
+        # how to retry safely rather than promise that nothing was accepted.
+        message = (
+            "the database is unavailable or did not answer in time; try again later (with"
+            " the same Idempotency-Key a retry cannot send the message twice)"
         )
+        return json_response(error_body("unavailable", message), 503, headers={"Retry-After": "5"})
     except Exception:
         log.exception("%s %s failed", request.method, request.path)
         return json_response(error_body("internal", "internal error; it has been logged"), 500)

@@ -8,7 +8,10 @@ the text (HTML reduced to text) and a note of the attachments they cannot carry.
 
 When the client gave a Message-ID, each group's idempotency key is derived from it: a client
 that retries after a lost 250 (or after a 451 that followed a partial commit) does not create a
-second copy.
+second copy. The reply waits for the commit at most ``accept_timeout_seconds``; past that the
+client gets 451 and keeps the message, though the commit may still land: its retry is a replay.
+A message without a Message-ID gets one of the gateway's own per try, so that rare retry is a
+second copy: delivery is at least once.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from gateway.messages import Accepted, Ingress, MessageIn, MessageService
 from gateway.plugins import Plugins
 from gateway.relay import mime, rawmail
 from gateway.relay.route import Deliver
+from gateway.storable import unstorable
 
 log = logging.getLogger(__name__)
 
@@ -162,7 +166,8 @@ class Submitter:
         """Accept the transaction's messages; return them once all are committed.
 
         Raises NoContent, the gateway's own Invalid (a 5xx for the client), or database errors
-        (a 451: nothing is lost, the client keeps the message and retries).
+        and TimeoutError past the accept deadline (a 451: nothing is lost, the client keeps the
+        message and retries).
         """
         content = await self._content(tx.raw)
         message_id = content.message_id or email.utils.make_msgid(domain=tx.hostname)
@@ -179,13 +184,16 @@ class Submitter:
             elif content.attachments:
                 detail["dropped_attachments"] = [asdict(a) for a in content.attachments]
             accepts.append((message, Ingress(SCOPE, detail, SCOPE, raw=raw)))
-        if len(accepts) > 1:  # refuse before any group commits, not after some did
-            for message, ingress in accepts:
-                await self.messages.prepare(message, ingress)
-        if len(accepts) == 1:  # the common case, without a task per group
-            return [await self._accept(*accepts[0])]
-        # concurrently, so that the groups usually share one group commit
-        return list(await asyncio.gather(*(self._accept(m, i) for m, i in accepts)))
+        async with self.messages.deadline():  # one deadline for all groups, not one each
+            if len(accepts) > 1:  # refuse before any group commits, not after some did
+                for message, ingress in accepts:
+                    problem = unstorable(await self.messages.prepare(message, ingress))
+                    if problem is not None:
+                        raise problem
+            if len(accepts) == 1:  # the common case, without a task per group
+                return [await self._accept(*accepts[0])]
+            # concurrently, so that the groups usually share one group commit
+            return list(await asyncio.gather(*(self._accept(m, i) for m, i in accepts)))
 
     async def _accept(self, message: MessageIn, ingress: Ingress) -> Accepted:
         try:
