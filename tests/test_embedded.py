@@ -194,3 +194,16 @@ async def test_a_busy_smtp_port_ends_the_start_with_one_line_and_no_postgres_lef
     pid = _postmaster(pgdata)[0]
     assert await gateway.stop() == 0
     await _assert_no_postgres_left(pgdata, pid)
+
+
+async def test_after_a_sigkill_the_next_stop_still_stops_the_embedded_postgres(data):
+    gateway = await start_gateway(env=_env(data, MSGGATE_SMTP_PORT="0"))
+    gateway.kill()  # no exit handler runs: it stays on the server's list of users
+    assert await gateway.stop() == -signal.SIGKILL
+    pid = _postmaster(data / "pg")[0]
+    assert psutil.pid_exists(pid)  # a killed gateway cannot stop the server
+
+    gateway = await start_gateway(env=_env(data, MSGGATE_SMTP_PORT="0"))
+    assert _postmaster(data / "pg")[0] == pid  # joined the running server
+    assert await gateway.stop() == 0
+    await _assert_no_postgres_left(data / "pg", pid)
