@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import shutil
 import signal
 import socket
@@ -29,6 +30,11 @@ def data() -> Iterator[Path]:
     tree private again (which made the server's start and stop fail at random)."""
     folder = Path(tempfile.mkdtemp(prefix="msggate-embedded-")) / "data"
     yield folder
+    left = _postmaster(folder / "pg")
+    if left is not None and psutil.pid_exists(left[0]):  # a failed test: stop what it left
+        os.kill(left[0], signal.SIGINT)  # PostgreSQL's fast shutdown
+        with contextlib.suppress(psutil.Error):
+            psutil.Process(left[0]).wait(30)
     shutil.rmtree(folder.parent, ignore_errors=True)
 
 
