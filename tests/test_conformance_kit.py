@@ -214,3 +214,12 @@ def test_limits_must_be_positive_whole_numbers() -> None:
 
     [problem] = check_channel_contract(Zero())
     assert "max_text_chars must be None or a whole number above 0" in problem
+
+
+def test_check_message_must_be_synchronous() -> None:
+    class Awaits(GoodChannel):
+        async def check_message(self, message: Any) -> None:  # type: ignore[override]
+            return None
+
+    [problem] = check_channel_contract(Awaits())
+    assert "check_message() must be synchronous" in problem
