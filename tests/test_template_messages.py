@@ -8,8 +8,12 @@ from __future__ import annotations
 import html
 import re
 
+import aiosmtplib
+import pytest
+
 from tests.browser_fixtures import add_console_user
 from tests.gateway_fixtures import unique
+from tests.relay_support import RELAY_DOMAIN, message_ids, start_relay
 from tests.test_console_http import Client
 
 TEMPLATE_CHANNELS = (
@@ -101,3 +105,26 @@ async def test_console_test_form_sends_a_template_with_its_variables(gateway):
             assert body["variables"] == expected
     finally:
         await c.close()
+
+
+async def test_the_relay_refuses_mail_for_a_template_channel_route_without_a_template(
+    make_gateway, tmp_path
+):
+    sms = unique("sms")
+    config = tmp_path / "msggate.toml"
+    config.write_text(
+        "[relay.routes]\n"
+        f'sms = {{ channel = "sms", account = "{sms}" }}\n'
+        f'code = {{ channel = "sms", account = "{sms}", template = "SMS_1" }}\n'
+    )
+    relay = await start_relay(make_gateway, tmp_path, config=str(config))
+    await relay.gw.create_account("sms", sms, sandbox=True)
+    user = await relay.user()
+    mail = b"From: app@example.com\r\nSubject: disk alert\r\n\r\ndisk 95% full\r\n"
+    with pytest.raises(aiosmtplib.SMTPDataError) as refused:  # permanent: no retry can help
+        await relay.send(mail, [f"13800138000@sms.{RELAY_DOMAIN}"], user=user)
+    assert refused.value.code == 554 and "template" in refused.value.message
+    code, reply = await relay.send(mail, [f"13800138000@code.{RELAY_DOMAIN}"], user=user)
+    assert code == 250, reply
+    done = await relay.gw.wait_done(message_ids(reply)[0])
+    assert done["template"] == "SMS_1" and done["deliveries"][0]["status"] == "sent"
