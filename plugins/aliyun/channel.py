@@ -54,6 +54,8 @@ class AliyunChannel(Channel):
     account_type: ClassVar[type[AliyunAccount]]
     endpoint: ClassVar[str] = ""
     version: ClassVar[str] = ""
+    no_template: ClassVar[str | None] = None
+    """Why a message without a template is refused at accept (None: a template is optional)."""
 
     def __init__(self, client: AliyunClient | None = None) -> None:
         self.client = client or AliyunClient()
@@ -77,8 +79,8 @@ class AliyunChannel(Channel):
             raise MessageInvalid(problem, "variables")
 
     def template_problem(self, template: str | None) -> str | None:
-        """Why ``template`` cannot be sent (these products send approved templates only)."""
-        return None
+        """Why ``template`` cannot be sent: ``no_template`` when it is empty."""
+        return self.no_template if not (template or "").strip() else None
 
     def variables_problem(self, variables: dict[str, Any]) -> str | None:
         """Why ``variables`` cannot be the template's parameters (strings or numbers only)."""

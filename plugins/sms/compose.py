@@ -34,14 +34,11 @@ class SmsRequest(msgspec.Struct, frozen=True):
     text: str | None  # as counted: signature included, when known
 
 
-def template_problem(template: str | None) -> str | None:
-    """Why ``template`` is no TemplateCode: SendSms sends approved templates only."""
-    if not (template or "").strip():
-        return (
-            "Alibaba Cloud SMS sends approved templates only: give the message a template"
-            " (its TemplateCode, e.g. SMS_123456789) and its variables"
-        )
-    return None
+NO_TEMPLATE = (
+    "Alibaba Cloud SMS sends approved templates only: give the message a template"
+    " (its TemplateCode, e.g. SMS_123456789) and its variables"
+)
+"""The refusal of a message without a template: SendSms sends approved templates only."""
 
 
 def compose(account: SmsAccount, outgoing: Outgoing) -> SmsRequest:
@@ -54,10 +51,9 @@ def compose(account: SmsAccount, outgoing: Outgoing) -> SmsRequest:
             f"the text is {len(outgoing.text)} characters; Alibaba Cloud SMS takes {MAX_LENGTH}"
             f" with the signature, so at most {MAX_TEXT_CHARS}"
         )
-    problem = template_problem(outgoing.template)
-    if problem:
-        raise ValueError(problem)
     code = (outgoing.template or "").strip()
+    if not code:
+        raise ValueError(NO_TEMPLATE)
     known = account.templates.get(code)
     variables = template_params(outgoing.variables, known, f"template {code}")
     text = render(known, variables) if known is not None else outgoing.text

@@ -20,7 +20,7 @@ from plugins.aliyun.client import Reply
 from plugins.aliyun.errors import Kind, field_for, rule_for
 from plugins.voice.account import VMS_ENDPOINT, VoiceAccount
 from plugins.voice.classify import VOICE_RULES
-from plugins.voice.compose import compose, template_problem
+from plugins.voice.compose import NO_TEMPLATE, compose
 
 log = logging.getLogger(__name__)
 
@@ -43,10 +43,8 @@ class VoiceChannel(SingleCallChannel):
     version: ClassVar[str] = VERSION
     send_action: ClassVar[str] = "SingleCallByTts"
     provider_id_field: ClassVar[str] = "CallId"
+    no_template: ClassVar[str | None] = NO_TEMPLATE
     rules = VOICE_RULES
-
-    def template_problem(self, template: str | None) -> str | None:
-        return template_problem(template)
 
     def compose(self, config: AliyunAccount, outgoing: Outgoing) -> tuple[dict[str, str], int]:
         """The SingleCallByTts parameters; a placed call is one unit (answered or not)."""

@@ -25,14 +25,11 @@ class CallRequest(msgspec.Struct, frozen=True):
     params: dict[str, str]
 
 
-def template_problem(template: str | None) -> str | None:
-    """Why ``template`` is no TtsCode: a notification call speaks an approved template only."""
-    if not (template or "").strip():
-        return (
-            "Alibaba Cloud voice calls speak approved TTS templates only: give the message a"
-            " template (its TtsCode, e.g. TTS_123456789) and its variables"
-        )
-    return None
+NO_TEMPLATE = (
+    "Alibaba Cloud voice calls speak approved TTS templates only: give the message a"
+    " template (its TtsCode, e.g. TTS_123456789) and its variables"
+)
+"""The refusal of a message without a template: a notification call speaks one."""
 
 
 def compose(account: VoiceAccount, outgoing: Outgoing) -> CallRequest:
@@ -40,10 +37,9 @@ def compose(account: VoiceAccount, outgoing: Outgoing) -> CallRequest:
     problem = phone_problem(outgoing.recipient)
     if problem:
         raise ValueError(problem)
-    problem = template_problem(outgoing.template)
-    if problem:
-        raise ValueError(problem)
     code = (outgoing.template or "").strip()
+    if not code:
+        raise ValueError(NO_TEMPLATE)
     known = account.templates.get(code)
     variables = template_params(outgoing.variables, known, f"TTS template {code}")
     params = {"CalledNumber": outgoing.recipient, "TtsCode": code}
