@@ -87,6 +87,7 @@ async def _serve(settings: Settings) -> None:
 
 
 async def _start(runner: web.AppRunner, settings: Settings) -> None:
+    """Start the application and its HTTP site, run the first-run set-up, print the banner."""
     from aiohttp import web
 
     from gateway.bootstrap import banner, first_run, save_secrets
