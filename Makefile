@@ -3,6 +3,10 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+# The example plugin's tests get their own environment, so that the plugin never shows up as an
+# extra channel in the `make run` environment above.
+EXAMPLE_VENV  ?= .venv-example
+EXAMPLE_STAMP := $(EXAMPLE_VENV)/.installed
 
 .PHONY: install run test lint bench clean
 
@@ -12,16 +16,21 @@ $(STAMP): setup.cfg pyproject.toml
 	$(BIN)/pip install --quiet -e '.[fast,test]'
 	touch $(STAMP)
 
+$(EXAMPLE_STAMP): setup.cfg pyproject.toml examples/msggate-webhook/pyproject.toml
+	$(PYTHON) -m venv $(EXAMPLE_VENV)
+	$(EXAMPLE_VENV)/bin/pip install --quiet --upgrade pip
+	$(EXAMPLE_VENV)/bin/pip install --quiet -e '.[fast,test]' -e 'examples/msggate-webhook[test]'
+	touch $(EXAMPLE_STAMP)
+
 install: $(STAMP)
 
 run: install
 	$(BIN)/msggate serve
 
-test: install
+test: install $(EXAMPLE_STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/pytest
-	$(BIN)/pip install --quiet -e examples/msggate-webhook
-	$(BIN)/pytest examples/msggate-webhook/tests
+	$(EXAMPLE_VENV)/bin/pytest examples/msggate-webhook/tests
 
 lint: install
 	$(BIN)/ruff check .
@@ -32,4 +41,4 @@ bench: install
 	$(BIN)/python bench/deliver.py
 
 clean:
-	rm -rf $(VENV) build *.egg-info
+	rm -rf $(VENV) $(EXAMPLE_VENV) build *.egg-info

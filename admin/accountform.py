@@ -16,6 +16,7 @@ from typing import Any
 import msgspec
 import msgspec.inspect as mi
 
+from admin.forms import parse_json, parse_mapping
 from admin.i18n import Translate
 from gateway.accounts import MASK
 from gateway.channel import Channel, secret_fields
@@ -240,20 +241,9 @@ def _parse(spec: FieldSpec, text: str) -> Any:
     if spec.kind == "lines":
         return [line.strip() for line in text.replace(",", "\n").splitlines() if line.strip()]
     if spec.kind == "mapping":
-        mapping = {}
-        for line in text.splitlines():
-            if not line.strip():
-                continue
-            key, sep, value = line.partition("=")
-            if not sep or not key.strip():
-                raise ValueError("errors.mapping")
-            mapping[key.strip()] = value.strip()
-        return mapping
+        return parse_mapping(text)
     if spec.kind == "json":
-        try:
-            return json.loads(text)
-        except ValueError:
-            raise ValueError("errors.json") from None
+        return parse_json(text)
     return text
 
 

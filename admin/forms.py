@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -86,6 +87,29 @@ async def read_form(request: web.Request) -> dict[str, str]:
                 raise web.HTTPRequestEntityTooLarge(MAX_FIELD, len(value))
             values[key] = value
     return values
+
+
+def parse_mapping(text: str) -> dict[str, str]:
+    """``KEY=value`` lines as a dict (blank lines skipped); ValueError("errors.mapping") for a
+    line without ``=`` or a key."""
+    mapping = {}
+    for line in text.splitlines():
+        if not line.strip():
+            continue
+        key, sep, value = line.partition("=")
+        if not sep or not key.strip():
+            raise ValueError("errors.mapping")
+        mapping[key.strip()] = value.strip()
+    return mapping
+
+
+def parse_json(text: str) -> Any:
+    """JSON text as a value; ValueError("errors.json") when it is not JSON (or nests absurdly
+    deep)."""
+    try:
+        return json.loads(text)
+    except (ValueError, RecursionError):
+        raise ValueError("errors.json") from None
 
 
 def page_number(request: web.Request, name: str = "page") -> int:

@@ -18,6 +18,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import tomllib
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -29,6 +30,13 @@ REPO = BENCH_DIR.parent
 PYTHON = sys.executable
 DEFAULT_PG = os.environ.get("BENCH_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 HOST = "127.0.0.1"
+
+
+def first_run_key(proc: Proc, timeout: float) -> str:
+    """The API key a first ``msggate serve`` created: its banner names the owner-only file that
+    holds it (the key itself is printed only on a terminal)."""
+    path = proc.wait_output(r"(?m)^\s*secrets\s*:\s*(\S+)", timeout).group(1)
+    return tomllib.loads(Path(path).read_text("utf-8"))["api_key"]
 
 
 def free_port() -> int:
@@ -253,8 +261,7 @@ class Gateway:
         self.api_key = ""
 
     def wait_ready(self, timeout: float = 60.0) -> None:
-        m = self.proc.wait_output(r"^\s*API key\s*:\s*(mg_\S+)", timeout)
-        self.api_key = m.group(1)
+        self.api_key = first_run_key(self.proc, timeout)
         wait_port(self.port, timeout, self.proc.proc)
 
     def request(

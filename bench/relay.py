@@ -45,6 +45,7 @@ from _common import (
     REPO,
     Proc,
     cpu_seconds,
+    first_run_key,
     fmt,
     free_port,
     postgres_cpu,
@@ -189,7 +190,7 @@ def start_gateway(database_url: str, workdir: Path, dispatcher: bool) -> tuple[P
             " from gateway.cli import main; sys.exit(main(['serve']))"
         )
     proc = Proc("gateway", [PYTHON, "-c", code], workdir, env)
-    key = proc.wait_output(r"API key\s*:\s*(mg_\S+)", 120).group(1)
+    key = first_run_key(proc, 120)
     wait_port(smtp_port, 60, proc.proc)
     url = f"http://{HOST}:{http_port}"
     for path, body in (

@@ -1,9 +1,18 @@
 """First run: an API key, a console administrator and a sandbox account, so a new user sees the
-whole flow at once."""
+whole flow at once.
+
+The key and the password are written to :data:`SECRETS_FILE` in the data folder, readable only
+by its owner; the banner shows them only on an interactive terminal, because a service's
+standard output ends up in logs that others read.
+"""
 
 from __future__ import annotations
 
+import json
 import logging
+import os
+import time
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import msgspec
@@ -18,6 +27,7 @@ log = logging.getLogger(__name__)
 
 FIRST_KEY_NAME = "first-run"
 SANDBOX_ACCOUNT = "sandbox"
+SECRETS_FILE = "first-run.toml"
 
 
 class FirstRun(msgspec.Struct):
@@ -28,6 +38,16 @@ class FirstRun(msgspec.Struct):
 
     def __repr__(self) -> str:  # never the key or the password
         return f"FirstRun(console_user={self.console_user!r})"
+
+    @property
+    def secrets(self) -> dict[str, str]:
+        """The credentials created, by name (empty when this was not a first run)."""
+        found = {
+            "console_user": self.console_user if self.console_password else None,
+            "console_password": self.console_password,
+            "api_key": self.api_key,
+        }
+        return {name: value for name, value in found.items() if value}
 
 
 async def first_run(services: Services) -> FirstRun:
@@ -47,7 +67,40 @@ async def first_run(services: Services) -> FirstRun:
     return created
 
 
-def banner(services: Services, created: FirstRun) -> str:
+def save_secrets(data_path: Path, created: FirstRun) -> Path | None:
+    """Write the credentials ``created`` to ``data_path/first-run.toml`` with mode 0600 (the owner
+    only); return its path, or None when nothing was created. An earlier file is replaced."""
+    if not created.secrets:
+        return None
+    data_path.mkdir(parents=True, exist_ok=True)
+    path = data_path / SECRETS_FILE
+    stamp = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())
+    lines = [
+        f"# msggate first run, {stamp}: the credentials it created, shown nowhere else.",
+        "# The console password must be changed at first login. Delete this file once you have",
+        "# kept the API key where it belongs.",
+        *(f"{name} = {json.dumps(value)}" for name, value in created.secrets.items()),
+    ]
+    # Created with 0600 and renamed into place: never readable by others, even for a moment,
+    # and never half written.
+    partial = path.with_name(f".{SECRETS_FILE}.{os.getpid()}")
+    partial.unlink(missing_ok=True)
+    fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write("\n".join(lines) + "\n")
+    os.replace(partial, path)
+    return path
+
+
+def banner(
+    services: Services,
+    created: FirstRun,
+    secrets_file: Path | None = None,
+    show_secrets: bool = True,
+) -> str:
+    """What ``msggate serve`` prints once it runs. The first run's password and key appear only
+    with ``show_secrets`` (an interactive terminal); otherwise the banner names
+    ``secrets_file``, where they are."""
     s = services.settings
     host = "127.0.0.1" if s.http_host in ("0.0.0.0", "::", "") else s.http_host
     api = f"http://{host}:{s.http_port}"
@@ -73,23 +126,30 @@ def banner(services: Services, created: FirstRun) -> str:
     lines.insert(2, f"  console  : {api}/admin/")
     for problem in services.plugins.problems:
         lines.append(f"  DISABLED : plugin {problem.plugin}: {problem.reason}")
+    hidden = f"(in {secrets_file})" if secrets_file else "(not shown: no terminal, no file)"
+    if secrets_file is not None:
+        lines.append(
+            f"  secrets  : {secrets_file}   (this first run's console password and API key;"
+            " readable only by this user)"
+        )
     if created.console_user:
+        password = created.console_password if show_secrets else hidden
         lines += [
-            f"  login    : {created.console_user} / {created.console_password}",
-            "             (console administrator created for this first run; the password is shown",
-            "              only now and must be changed at first login; more console users:",
+            f"  login    : {created.console_user} / {password}",
+            "             (console administrator created for this first run; the password must be",
+            "              changed at first login; more console users:",
             "              msggate user add --name NAME --role admin|operator|readonly)",
         ]
     if created.api_key:
         lines += [
-            f"  API key  : {created.api_key}",
-            "             (created for this first run and shown only now; more keys:",
+            f"  API key  : {created.api_key if show_secrets else hidden}",
+            "             (created for this first run; more keys:",
             "              msggate apikey create --name NAME)",
         ]
     else:
         lines.append("  API key  : use yours, or create one: msggate apikey create --name NAME")
     if created.sandbox_account:
-        key = created.api_key or "$MSGGATE_API_KEY"
+        key = created.api_key if created.api_key and show_secrets else "$MSGGATE_API_KEY"
         lines += [
             f"  try it   : curl -s {api}/api/v1/messages -H 'Authorization: Bearer {key}' \\",
             '               -H \'Content-Type: application/json\' -d \'{"channel": "email",'

@@ -55,6 +55,18 @@ class Outgoing(msgspec.Struct, frozen=True):
     channel sends it as is (headers, attachments and all); other channels ignore it."""
 
 
+class MessageDraft(msgspec.Struct, frozen=True):
+    """A message being accepted, before it is split into deliveries: what ``check_message``
+    sees. ``options`` are the message's options as checked against ``options_type``."""
+
+    subject: str | None = None
+    text: str | None = None
+    html: str | None = None
+    variables: dict[str, Any] = {}
+    template: str | None = None
+    options: dict[str, Any] = {}
+
+
 class RateLimit(msgspec.Struct, frozen=True):
     """At most ``limit`` sends per ``per_seconds`` for everything sharing ``key``.
 
@@ -98,6 +110,16 @@ duplicate would be worse than a miss, and let a receipt settle it."""
 
 class AccountInvalid(Exception):
     """Raised by ``validate_account`` with the provider's reason and, if known, the field."""
+
+    def __init__(self, reason: str, field: str | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.field = field
+
+
+class MessageInvalid(Exception):
+    """Raised by ``check_message``: why the provider would refuse the message, and the field
+    (``template``, ``variables``, ``text`` ...) to name in the caller's 422."""
 
     def __init__(self, reason: str, field: str | None = None) -> None:
         super().__init__(reason)
@@ -157,6 +179,16 @@ class Channel(abc.ABC):
         Called when a message is accepted, so a bad address is refused with 422 at once.
         """
         return None
+
+    def check_message(self, message: MessageDraft) -> None:
+        """Raise :class:`MessageInvalid` for a message the provider would refuse whatever the
+        recipient and account (a template-only provider given no template, say).
+
+        Called when a message is accepted (HTTP API, console, SMTP relay), after its options
+        are checked and before it is committed, so the caller gets a 422 naming the field at
+        once instead of a failed delivery later. Synchronous and fast: no I/O. The default
+        accepts everything.
+        """
 
     async def validate_account(self, account: AccountRef) -> None:
         """Prove the account's credentials with a real provider call; raise AccountInvalid."""

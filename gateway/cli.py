@@ -12,10 +12,13 @@ import sys
 import urllib.error
 import urllib.request
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import gateway
 from gateway.config import SETTING_NAMES, ConfigError, Settings, env_name, load_settings
+
+if TYPE_CHECKING:
+    from aiohttp import web
 
 log = logging.getLogger("gateway")
 
@@ -54,34 +57,59 @@ def _event_loop_policy() -> None:
 
 
 async def _serve(settings: Settings) -> None:
+    """Run until SIGINT or SIGTERM, which are honoured from the start: a signal during start-up
+    cancels it, and whatever had started (the embedded PostgreSQL among it) is stopped."""
     from aiohttp import web
 
     from gateway.app import create_app
-    from gateway.bootstrap import banner, first_run
-    from gateway.services import SERVICES
 
-    app = create_app(settings)
-    runner = web.AppRunner(app, access_log=None, handle_signals=False)
-    await runner.setup()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    runner = web.AppRunner(create_app(settings), access_log=None, handle_signals=False)
+    starting = asyncio.create_task(_start(runner, settings))
+    stopping = asyncio.create_task(stop.wait())
     try:
-        site = web.TCPSite(runner, settings.http_host, settings.http_port, reuse_address=True)
-        try:
-            await site.start()
-        except OSError as exc:
-            raise ConfigError(
-                f"MSGGATE_HTTP_PORT={settings.http_port}: cannot listen: {exc.strerror or exc}"
-            ) from None
-        services = app[SERVICES]
-        created = await first_run(services)
-        print(banner(services, created), flush=True)
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
-        await stop.wait()
+        await asyncio.wait({starting, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        if not starting.done():
+            log.info("stopping during start-up")
+            starting.cancel()
+            await asyncio.gather(starting, return_exceptions=True)
+            return
+        starting.result()  # a start-up error (a port in use ...) ends here
+        await stopping
         log.info("shutting down")
     finally:
+        stopping.cancel()
+        # Also after a failed or cancelled start: the contexts that did start are closed.
         await runner.cleanup()
+
+
+async def _start(runner: web.AppRunner, settings: Settings) -> None:
+    """Start the application and its HTTP site, run the first-run set-up, print the banner."""
+    from aiohttp import web
+
+    from gateway.bootstrap import banner, first_run, save_secrets
+    from gateway.services import SERVICES
+
+    await runner.setup()
+    site = web.TCPSite(runner, settings.http_host, settings.http_port, reuse_address=True)
+    try:
+        await site.start()
+    except OSError as exc:
+        raise ConfigError(
+            f"MSGGATE_HTTP_PORT={settings.http_port}: cannot listen: {exc.strerror or exc}"
+        ) from None
+    services = runner.app[SERVICES]
+    created = await first_run(services)
+    secrets_file = None
+    try:
+        secrets_file = save_secrets(settings.data_path, created)
+    except OSError as exc:
+        log.error("cannot write the first run's credentials to %s: %s", settings.data_path, exc)
+    # A service's standard output goes to logs others read: secrets only to a person.
+    print(banner(services, created, secrets_file, sys.stdout.isatty()), flush=True)
 
 
 # -- apikey -----------------------------------------------------------------------------------

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import warnings
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import msgspec
@@ -30,10 +32,46 @@ def embedded_url(data_dir: Path) -> str:
     pgdata = data_dir / "pg"
     pgdata.mkdir(parents=True, exist_ok=True)
     logging.getLogger("pgserver").setLevel(logging.WARNING)
+    _forget_dead_users(pgdata)
     # cleanup_mode="stop": processes that use the server (a running `msggate serve`, a
     # `msggate apikey` beside it) share it; the last one to exit stops it.
     server = pgserver.get_server(pgdata, cleanup_mode="stop")
     return server.get_uri()
+
+
+def _forget_dead_users(pgdata: Path) -> None:
+    """Take processes that no longer exist off pgserver's list of the server's users.
+
+    pgserver stops the server when the last process on that list exits (at its exit, through
+    ``atexit``). A process killed before it could take itself off (SIGKILL, or a signal during
+    its start) stayed on it for good, so no later exit ever stopped the server.
+    """
+    import psutil  # a dependency of pgserver
+    from pgserver.postgres_server import PostgresServer
+
+    users = pgdata / ".handle_pids.json"  # pgserver's list (its DiskList), under its lock
+    lock = getattr(PostgresServer, "_lock", None)
+    if lock is None:  # pragma: no cover - a pgserver that keeps its list differently
+        return
+    with lock:
+        try:
+            pids = json.loads(users.read_text())
+        except FileNotFoundError:
+            return
+        except ValueError:
+            pids = []
+        alive = [p for p in pids if isinstance(p, int) and _running(psutil, p)]
+        if alive != pids:
+            gone = [p for p in pids if p not in alive]
+            log.info("embedded PostgreSQL: forgetting users that have exited: %s", gone)
+            users.write_text(json.dumps(alive))
+
+
+def _running(psutil: Any, pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False
 
 
 async def _init_connection(conn: asyncpg.Connection) -> None:

@@ -15,7 +15,7 @@ import msgspec
 from msgspec import Meta
 
 from gateway.batching import Batcher
-from gateway.channel import Channel, ContentKind
+from gateway.channel import Channel, ContentKind, MessageDraft, MessageInvalid
 from gateway.errors import Conflict, Invalid, NotFound, Unstorable, split_validation_error
 from gateway.model import AccountRow, NewMessage, uuid7
 from gateway.plugins import Plugins
@@ -207,6 +207,8 @@ class MessageService:
             problem = channel.check_recipient(recipient) if recipient else "empty recipient"
             if problem:
                 raise Invalid(f"{recipient!r}: {problem}", f"recipients[{i}]")
+        options = self._options(channel, msg.options)
+        self._check_message(channel, msg, options)
         key = msg.idempotency_key
         return NewMessage(
             id=uuid7(),
@@ -226,7 +228,7 @@ class MessageService:
             request_hash=_request_hash(msg) if key else None,
             send_at=msg.send_at,
             template=msg.template,
-            options=self._options(channel, msg.options),
+            options=options,
             raw=ingress.raw,
         )
 
@@ -243,6 +245,18 @@ class MessageService:
             message, field = split_validation_error(exc)
             raise Invalid(message, "options" + (f".{field}" if field else "")) from None
         return msgspec.to_builtins(typed)
+
+    @staticmethod
+    def _check_message(channel: Channel, msg: MessageIn, options: dict[str, Any]) -> None:
+        """The channel's own refusal of the message as a whole (``Channel.check_message``)."""
+        check = getattr(channel, "check_message", None)  # a channel not built on Channel
+        if check is None:
+            return
+        draft = MessageDraft(msg.subject, msg.text, msg.html, msg.variables, msg.template, options)
+        try:
+            check(draft)
+        except MessageInvalid as exc:
+            raise Invalid(exc.reason, exc.field) from None
 
     async def accept(self, msg: MessageIn, ingress: Ingress) -> Accepted:
         """Validate, commit (grouped with concurrent callers), and answer only once durable;

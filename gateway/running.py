@@ -145,8 +145,8 @@ async def start_gateway(
 
     app = create_app(settings, plugins=plugins, dispatch=dispatch)
     runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
     try:
+        await runner.setup()  # inside: a failed start still closes what did start
         site = web.TCPSite(runner, "127.0.0.1", 0)
         await site.start()
         port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]

@@ -274,6 +274,8 @@ def check_channel_contract(channel: Any) -> list[str]:
         problems.append(f"{label}: missing check_recipient()")
     elif inspect.iscoroutinefunction(check):
         problems.append(f"{label}: check_recipient() must be synchronous (it runs at accept)")
+    if inspect.iscoroutinefunction(getattr(channel, "check_message", None)):
+        problems.append(f"{label}: check_message() must be synchronous (it runs at accept)")
     return problems
 
 

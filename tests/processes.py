@@ -9,6 +9,7 @@ import re
 import signal
 import socket
 import sys
+import tomllib
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -52,6 +53,13 @@ class Process:
                     f"no {pattern!r} in {timeout}s:\n" + "\n".join(self.lines[-40:])
                 )
             await asyncio.sleep(0.05)
+
+    def first_run(self) -> dict[str, str]:
+        """The credentials a first ``msggate serve`` created, from the owner-only file its
+        banner names (the banner shows them only on a terminal)."""
+        match = re.search(r"^  secrets  : (\S+)", "\n".join(self.lines), re.MULTILINE)
+        assert match, "the banner names no first-run file:\n" + "\n".join(self.lines[-40:])
+        return tomllib.loads(Path(match.group(1)).read_text("utf-8"))
 
     def kill(self) -> None:
         if self.process.returncode is None:

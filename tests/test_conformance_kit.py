@@ -309,3 +309,12 @@ def test_destination_fields_must_be_non_secret_fields_of_the_type() -> None:
         "channel 'memory': destination field 'hostname' is not a field of Wrong",
         "channel 'memory': 'token' is a secret field, so not a destination field",
     ]
+
+
+def test_check_message_must_be_synchronous() -> None:
+    class Awaits(GoodChannel):
+        async def check_message(self, message: Any) -> None:  # type: ignore[override]
+            return None
+
+    [problem] = check_channel_contract(Awaits())
+    assert "check_message() must be synchronous" in problem

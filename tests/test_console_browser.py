@@ -412,7 +412,8 @@ async def test_first_serve_prints_an_administrator_who_must_change_the_password(
     served = await start_gateway(env=env)
     context = await browser.new_context(viewport=VIEWPORT)
     try:
-        name, password = (await served.wait_line(r"login    : (\S+) / (\S+)")).groups()
+        first = served.first_run()
+        name, password = first["console_user"], first["console_password"]
         assert f"console  : http://127.0.0.1:{port}/admin/" in "\n".join(served.lines)
         page = await context.new_page()
         await page.goto(f"http://127.0.0.1:{port}/")  # the root leads to the console

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import re
 from pathlib import Path
 
 import aiohttp
@@ -51,7 +50,7 @@ async def test_sigkill_mid_dispatch_loses_no_accepted_message(make_database, sec
     )
     gateway = await start_gateway(*flags)
     try:
-        key = re.search(r"API key  : (mg_\S+)", "\n".join(gateway.lines)).group(1)
+        key = gateway.first_run()["api_key"]
         url = f"http://127.0.0.1:{port}"
         accepted: list[str] = []
         async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {key}"}) as http:

@@ -191,8 +191,13 @@ async def test_bad_messages_are_refused_at_accept_or_failed_with_a_reason(
         {**message, "recipients": ["13900000000"], "options": {"task_name": "x" * 31}},
     )
     assert status == 422 and body["error"]["field"] == "options.task_name", body
-    accepted = await gw.send(**message, recipients=["+86 139 0000 0000"])  # no script
-    [delivery] = (await gw.wait_done(accepted["id"]))["deliveries"]
-    assert delivery["recipient"] == "13900000000"  # +86 and spaces normalised on accept
-    assert delivery["status"] == "failed" and delivery["last_code"] == "template"
+    for change, field in (
+        ({}, "template"),  # no script: refused at accept, not failed later
+        ({"template": "script-1"}, "template"),  # the script id is a number
+        ({"template": SCRIPT, "variables": {"name": ["x"]}}, "variables"),
+    ):
+        status, body = await gw.post(
+            "/api/v1/messages", {**message, "recipients": ["+86 139 0000 0000"], **change}
+        )
+        assert status == 422 and body["error"]["field"] == field, body
     assert outbound.fake.calls == []

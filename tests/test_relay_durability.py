@@ -119,7 +119,7 @@ async def test_sigkill_after_250_loses_no_relayed_message(make_database, secret_
     gateway = await start_gateway(*flags)
     try:
         text = "\n".join(gateway.lines)
-        key = re.search(r"API key  : (mg_\S+)", text).group(1)
+        key = gateway.first_run()["api_key"]
         smtp_port = int(re.search(r"SMTP     : [\d.]+:(\d+)", text).group(1))
         url = f"http://127.0.0.1:{http_port}"
         async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {key}"}) as http:

@@ -17,13 +17,15 @@ import abc
 import logging
 import time
 from collections.abc import Mapping
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from gateway.channel import (
     AccountInvalid,
     AccountRef,
     Channel,
     Failed,
+    MessageDraft,
+    MessageInvalid,
     Outcome,
     Outgoing,
     Retry,
@@ -33,6 +35,7 @@ from plugins.aliyun.account import AliyunAccount, account_from
 from plugins.aliyun.client import AliyunClient, Reply
 from plugins.aliyun.errors import Rules, flow_control
 from plugins.aliyun.numbers import normalize, phone_problem
+from plugins.aliyun.params import string_variables
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +54,8 @@ class AliyunChannel(Channel):
     account_type: ClassVar[type[AliyunAccount]]
     endpoint: ClassVar[str] = ""
     version: ClassVar[str] = ""
+    no_template: ClassVar[str | None] = None
+    """Why a message without a template is refused at accept (None: a template is optional)."""
 
     def __init__(self, client: AliyunClient | None = None) -> None:
         self.client = client or AliyunClient()
@@ -62,6 +67,28 @@ class AliyunChannel(Channel):
     def check_recipient(self, recipient: str) -> str | None:
         """Why the (normalised) recipient is not a mainland mobile or landline number."""
         return phone_problem(normalize(recipient))
+
+    def check_message(self, message: MessageDraft) -> None:
+        """Refuse at accept what the product refuses for any recipient: see
+        :meth:`template_problem` and :meth:`variables_problem`."""
+        problem = self.template_problem(message.template)
+        if problem:
+            raise MessageInvalid(problem, "template")
+        problem = self.variables_problem(message.variables)
+        if problem:
+            raise MessageInvalid(problem, "variables")
+
+    def template_problem(self, template: str | None) -> str | None:
+        """Why ``template`` cannot be sent: ``no_template`` when it is empty."""
+        return self.no_template if not (template or "").strip() else None
+
+    def variables_problem(self, variables: dict[str, Any]) -> str | None:
+        """Why ``variables`` cannot be the template's parameters (strings or numbers only)."""
+        try:
+            string_variables(variables)
+        except ValueError as exc:
+            return str(exc)
+        return None
 
     def config(self, account: AccountRef) -> AliyunAccount:
         """The account's typed config; raises AccountInvalid when it does not decode."""

@@ -46,7 +46,12 @@ def _json(value: Any) -> str:
 
 def script_id(outgoing: Outgoing) -> str:
     """The script (话术) id: the message's ``template``, a number."""
-    template = (outgoing.template or "").strip()
+    return script_id_of(outgoing.template)
+
+
+def script_id_of(template: str | None) -> str:
+    """The script id in ``template``; CallInvalid when there is none or it is no number."""
+    template = (template or "").strip()
     if not template:
         raise CallInvalid(
             "an outbound call needs its script: give the script id (话术 ID) as the message's"
@@ -62,8 +67,14 @@ def script_id(outgoing: Outgoing) -> str:
 
 def variables(outgoing: Outgoing) -> dict[str, str]:
     """The script's parameters as strings; numbers are written out, anything else refused."""
+    return parameters(outgoing.variables)
+
+
+def parameters(variables: dict[str, Any]) -> dict[str, str]:
+    """``variables`` as the script's parameters (strings); CallInvalid for anything but
+    strings and numbers."""
     values: dict[str, str] = {}
-    for name, value in outgoing.variables.items():
+    for name, value in variables.items():
         if isinstance(value, bool) or not isinstance(value, str | int | float):
             raise CallInvalid(
                 f"variable {name!r} must be a string or a number for a robot call", "variables"

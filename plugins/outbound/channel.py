@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from gateway.channel import (
     AccountInvalid,
@@ -22,7 +22,14 @@ from plugins.aliyun.client import Reply
 from plugins.aliyun.errors import rule_for
 from plugins.aliyun.numbers import phone_problem
 from plugins.outbound.account import OutboundAccount
-from plugins.outbound.calls import CallInvalid, call_id, call_request, validation_request
+from plugins.outbound.calls import (
+    CallInvalid,
+    call_id,
+    call_request,
+    parameters,
+    script_id_of,
+    validation_request,
+)
 from plugins.outbound.classify import OUTBOUND_RULES, reply_outcome
 from plugins.outbound.options import OutboundOptions
 
@@ -50,6 +57,21 @@ class OutboundChannel(AliyunChannel):
     account_type: ClassVar[type[OutboundAccount]] = OutboundAccount
     options_type: ClassVar[type[OutboundOptions]] = OutboundOptions
     unit: ClassVar[str] = "call"
+
+    def template_problem(self, template: str | None) -> str | None:
+        """The script id (话术 ID) is the template, a number."""
+        try:
+            script_id_of(template)
+        except CallInvalid as exc:
+            return exc.reason
+        return None
+
+    def variables_problem(self, variables: dict[str, Any]) -> str | None:
+        try:
+            parameters(variables)
+        except CallInvalid as exc:
+            return exc.reason
+        return None
 
     def config(self, account: AccountRef) -> OutboundAccount:
         config = super().config(account)

@@ -28,7 +28,7 @@ from plugins.aliyun.errors import field_for
 from plugins.aliyun.numbers import mobile_problem, normalize
 from plugins.sms.account import SMS_ENDPOINT, SmsAccount
 from plugins.sms.classify import SMS_RULES, classify_reply
-from plugins.sms.compose import MAX_TEXT_CHARS, compose
+from plugins.sms.compose import MAX_TEXT_CHARS, NO_TEMPLATE, compose
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +50,7 @@ class SmsChannel(SingleCallChannel):
     version: ClassVar[str] = VERSION
     send_action: ClassVar[str] = "SendSms"
     provider_id_field: ClassVar[str] = "BizId"
+    no_template: ClassVar[str | None] = NO_TEMPLATE
     rules = SMS_RULES
 
     def check_recipient(self, recipient: str) -> str | None:

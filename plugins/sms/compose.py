@@ -34,6 +34,13 @@ class SmsRequest(msgspec.Struct, frozen=True):
     text: str | None  # as counted: signature included, when known
 
 
+NO_TEMPLATE = (
+    "Alibaba Cloud SMS sends approved templates only: give the message a template"
+    " (its TemplateCode, e.g. SMS_123456789) and its variables"
+)
+"""The refusal of a message without a template: SendSms sends approved templates only."""
+
+
 def compose(account: SmsAccount, outgoing: Outgoing) -> SmsRequest:
     """The request for ``outgoing``; raises ValueError with a reason when it cannot be sent."""
     problem = mobile_problem(outgoing.recipient)
@@ -46,10 +53,7 @@ def compose(account: SmsAccount, outgoing: Outgoing) -> SmsRequest:
         )
     code = (outgoing.template or "").strip()
     if not code:
-        raise ValueError(
-            "Alibaba Cloud SMS sends approved templates only: give the message a template"
-            " (its TemplateCode, e.g. SMS_123456789) and its variables"
-        )
+        raise ValueError(NO_TEMPLATE)
     known = account.templates.get(code)
     variables = template_params(outgoing.variables, known, f"template {code}")
     text = render(known, variables) if known is not None else outgoing.text

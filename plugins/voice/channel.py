@@ -20,7 +20,7 @@ from plugins.aliyun.client import Reply
 from plugins.aliyun.errors import Kind, field_for, rule_for
 from plugins.voice.account import VMS_ENDPOINT, VoiceAccount
 from plugins.voice.classify import VOICE_RULES
-from plugins.voice.compose import compose
+from plugins.voice.compose import NO_TEMPLATE, compose
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +43,7 @@ class VoiceChannel(SingleCallChannel):
     version: ClassVar[str] = VERSION
     send_action: ClassVar[str] = "SingleCallByTts"
     provider_id_field: ClassVar[str] = "CallId"
+    no_template: ClassVar[str | None] = NO_TEMPLATE
     rules = VOICE_RULES
 
     def compose(self, config: AliyunAccount, outgoing: Outgoing) -> tuple[dict[str, str], int]:

@@ -25,6 +25,13 @@ class CallRequest(msgspec.Struct, frozen=True):
     params: dict[str, str]
 
 
+NO_TEMPLATE = (
+    "Alibaba Cloud voice calls speak approved TTS templates only: give the message a"
+    " template (its TtsCode, e.g. TTS_123456789) and its variables"
+)
+"""The refusal of a message without a template: a notification call speaks one."""
+
+
 def compose(account: VoiceAccount, outgoing: Outgoing) -> CallRequest:
     """The request for ``outgoing``; raises ValueError with a reason when it cannot be sent."""
     problem = phone_problem(outgoing.recipient)
@@ -32,10 +39,7 @@ def compose(account: VoiceAccount, outgoing: Outgoing) -> CallRequest:
         raise ValueError(problem)
     code = (outgoing.template or "").strip()
     if not code:
-        raise ValueError(
-            "Alibaba Cloud voice calls speak approved TTS templates only: give the message a"
-            " template (its TtsCode, e.g. TTS_123456789) and its variables"
-        )
+        raise ValueError(NO_TEMPLATE)
     known = account.templates.get(code)
     variables = template_params(outgoing.variables, known, f"TTS template {code}")
     params = {"CalledNumber": outgoing.recipient, "TtsCode": code}
