@@ -1,0 +1,255 @@
+"""Password guessing against the console and the SMTP relay (gateway/throttle.py), for real.
+
+Real gateways, PostgreSQL, HTTP and SMTP. Addresses: the console believes X-Forwarded-For from
+127.0.0.1 (a trusted proxy); SMTP clients bind to other loopback addresses (127.x.y.z), which
+the relay reads as their peer address. Every test uses random addresses of its own, because the
+counters live in the database that all tests of a run share.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+import re
+from collections.abc import AsyncIterator
+from dataclasses import replace
+
+import aiosmtplib
+import pytest
+
+from admin.app import CONSOLE
+from gateway.passwords import Passwords, PasswordsBusy
+from tests.browser_fixtures import PASSWORD, add_console_user
+from tests.gateway_fixtures import RunningGateway
+from tests.relay_support import PASSWORD as RELAY_PASSWORD
+from tests.relay_support import Relay, start_relay
+from tests.test_console_http import CSRF_FIELD, Client
+
+WRONG = "not the password at all"
+
+
+def address() -> str:
+    """A loopback address no other test uses (127.0.0.1 is left to the others)."""
+    return "127.{}.{}.{}".format(*random.sample(range(2, 250), 3))
+
+
+def fast(gateway: RunningGateway, throttle) -> None:
+    # The growing delay is proven in test_relay_smtp; here it would only make tests slow.
+    throttle.limits = replace(throttle.limits, base_delay=0.01, max_delay=0.02)
+
+
+# -- console -----------------------------------------------------------------------------------
+
+
+@pytest.fixture
+async def browsers() -> AsyncIterator:
+    """Factory: ``browsers(gateway, ip)`` is a console client whose address is ``ip``."""
+    made: list[Client] = []
+
+    def make(gateway: RunningGateway, ip: str) -> Client:
+        made.append(Client(gateway, headers={"X-Forwarded-For": ip}))
+        return made[-1]
+
+    yield make
+    for c in made:
+        await c.close()
+
+
+async def console_gateway(make_gateway, **settings) -> RunningGateway:
+    gw = await make_gateway(dispatch=False, trusted_proxies="127.0.0.1", **settings)
+    fast(gw, gw.runner.app[CONSOLE].users.throttle)
+    return gw
+
+
+async def parallel_logins(c: Client, name: str, password: str, n: int) -> list[tuple[int, str]]:
+    """``n`` logins at once from one client (one login form, so one CSRF token)."""
+    _, page, _ = await c.get("/login")
+    token = CSRF_FIELD.search(page).group(1)
+
+    async def one() -> tuple[int, str]:
+        status, text, _ = await c.post(
+            "/login", {"_csrf": token, "name": name, "password": password}
+        )
+        return status, text
+
+    return await asyncio.gather(*(one() for _ in range(n)))
+
+
+async def test_forty_parallel_wrong_logins_check_only_the_budget(make_gateway, browsers):
+    gw = await console_gateway(make_gateway)
+    name = await add_console_user(gw, "admin")
+    answers = await parallel_logins(browsers(gw, address()), name, WRONG, 40)
+    statuses = sorted(s for s, _ in answers)
+    # 401 = the password was checked; 429 = refused before any check.
+    assert statuses == [401] * 5 + [429] * 35, statuses
+
+
+async def test_login_counters_are_shared_by_two_gateways_on_one_database(make_gateway, browsers):
+    first = await console_gateway(make_gateway)
+    second = await console_gateway(make_gateway)
+    name = await add_console_user(first, "admin")
+    ip = address()
+    answers = await asyncio.gather(
+        parallel_logins(browsers(first, ip), name, WRONG, 20),
+        parallel_logins(browsers(second, ip), name, WRONG, 20),
+    )
+    statuses = sorted(s for part in answers for s, _ in part)
+    assert statuses == [401] * 5 + [429] * 35, statuses
+    # either node now holds this user back from this address, even with the right password
+    for gw in (first, second):
+        assert await browsers(gw, ip).login(name) == 429
+
+
+async def test_owner_gets_in_from_a_clean_address_while_a_guesser_is_held_back(
+    make_gateway, browsers
+):
+    gw = await console_gateway(make_gateway)
+    owner = await add_console_user(gw, "admin")
+    guesser = browsers(gw, address())
+    for _ in range(5):
+        assert await guesser.login(owner, WRONG) == 401
+    _, page, _ = await guesser.get("/login")
+    token = CSRF_FIELD.search(page).group(1)
+    status, page, answer = await guesser.post(
+        "/login", {"_csrf": token, "name": owner, "password": PASSWORD}
+    )
+    assert status == 429 and int(answer.headers["Retry-After"]) > 0
+    assert "该账号从您的地址登录失败次数过多" in page and "账号本身不会被锁定" in page
+    assert await browsers(gw, address()).login(owner) == 303  # the owner, elsewhere: in
+    other = await add_console_user(gw, "operator")
+    assert await guesser.login(other) == 303  # other users from the guesser's address: in
+
+
+async def test_an_address_guessing_many_names_is_held_back_for_all_of_them(make_gateway, browsers):
+    gw = await console_gateway(make_gateway, auth_failures_per_address=8)
+    user = await add_console_user(gw, "operator")
+    guesser = browsers(gw, address())
+    for i in range(8):
+        assert await guesser.login(f"nobody-{i}", WRONG) == 401
+    _, page, _ = await guesser.get("/login")
+    token = CSRF_FIELD.search(page).group(1)
+    status, page, _ = await guesser.post(
+        "/login", {"_csrf": token, "name": user, "password": PASSWORD}
+    )
+    assert status == 429 and "您的地址登录失败次数过多" in page
+    assert await browsers(gw, address()).login(user) == 303
+
+
+async def test_a_user_guessed_from_many_addresses_still_gets_in_from_a_clean_one(
+    make_gateway, browsers
+):
+    gw = await console_gateway(make_gateway, auth_failures_per_user=3)
+    owner = await add_console_user(gw, "admin")
+    for _ in range(3):  # a botnet: one guess from each address
+        assert await browsers(gw, address()).login(owner, WRONG) == 401
+    late = browsers(gw, address())
+    assert await late.login(owner, WRONG) == 401  # a new address is still checked once...
+    _, page, _ = await late.get("/login")
+    token = CSRF_FIELD.search(page).group(1)
+    status, page, _ = await late.post("/login", {"_csrf": token, "name": owner, "password": WRONG})
+    assert status == 429 and "该账号从多个地址登录失败次数过多" in page  # ...but only once
+    assert await browsers(gw, address()).login(owner) == 303  # the owner, from a clean address
+
+
+async def test_throttled_login_speaks_english_to_english_users(make_gateway, browsers):
+    gw = await console_gateway(make_gateway)
+    name = await add_console_user(gw, "operator")
+    c = browsers(gw, address())
+    for _ in range(5):
+        assert await c.login(name, WRONG) == 401
+    _, page, _ = await c.get("/login")
+    token = CSRF_FIELD.search(page).group(1)
+    c.session.cookie_jar.update_cookies({"msggate_lang": "en"})
+    status, page, _ = await c.post("/login", {"_csrf": token, "name": name, "password": PASSWORD})
+    assert status == 429
+    assert "Too many failed logins for this user from your address" in page
+    assert re.search(r"try again from here in \d+ minutes", page)
+
+
+# -- relay -------------------------------------------------------------------------------------
+
+
+@contextlib.asynccontextmanager
+async def smtp_from(relay: Relay, ip: str) -> AsyncIterator[aiosmtplib.SMTP]:
+    """A STARTTLS session from loopback address ``ip``, EHLO sent."""
+    smtp = aiosmtplib.SMTP(
+        hostname="127.0.0.1",
+        port=relay.port,
+        tls_context=relay.ca.client_context(),
+        start_tls=True,
+        timeout=30,
+        source_address=(ip, 0),
+    )
+    async with smtp:
+        await smtp.ehlo()
+        yield smtp
+
+
+async def auth(relay: Relay, ip: str, user: str, password: str) -> int:
+    """AUTH PLAIN in a session of its own from ``ip``: the reply code."""
+    async with smtp_from(relay, ip) as smtp:
+        try:
+            return (await smtp.auth_plain(user, password)).code
+        except aiosmtplib.SMTPResponseException as exc:
+            return exc.code
+
+
+@pytest.fixture
+async def relay(make_gateway, tmp_path) -> Relay:
+    relay = await start_relay(make_gateway, tmp_path, auth_failures_per_user=6)
+    fast(relay.gw, relay.gw.services.relay.throttle)
+    return relay
+
+
+async def test_forty_parallel_wrong_auths_check_only_the_budget(relay):
+    user, ip = await relay.user(), address()
+    codes = await asyncio.gather(*(auth(relay, ip, user, WRONG) for _ in range(40)))
+    # 535 = checked and wrong; 454 = refused before any check
+    assert sorted(codes) == [454] * 35 + [535] * 5, codes
+
+
+async def test_relay_user_is_limited_across_addresses_but_gets_in_from_a_clean_one(relay):
+    user = await relay.user()
+    for _ in range(6):  # six addresses, one wrong password each: the user's budget is used
+        assert await auth(relay, address(), user, WRONG) == 535
+    late = address()
+    assert await auth(relay, late, user, WRONG) == 535  # a new address is checked once...
+    async with smtp_from(relay, late) as smtp:
+        with pytest.raises(aiosmtplib.SMTPResponseException) as refused:
+            await smtp.auth_plain(user, WRONG)
+    assert refused.value.code == 454 and "for this user" in refused.value.message  # ...only once
+    assert await auth(relay, address(), user, RELAY_PASSWORD) == 235  # the owner: in
+
+
+async def test_shared_address_lets_the_right_password_in_despite_others_mistakes(relay):
+    nat = address()  # one NAT address in front of many applications
+    clumsy = [await relay.user() for _ in range(3)]
+    for user in clumsy:  # 4 wrong each: 12 from the address, none over its own budget
+        for _ in range(4):
+            assert await auth(relay, nat, user, WRONG) == 535
+    careful = await relay.user()
+    assert await auth(relay, nat, careful, RELAY_PASSWORD) == 235
+    assert await auth(relay, nat, clumsy[0], RELAY_PASSWORD) == 235
+    # one of them, over its own budget, is held back from there — and only from there
+    for _ in range(5):
+        await auth(relay, nat, clumsy[1], WRONG)
+    assert await auth(relay, nat, clumsy[1], RELAY_PASSWORD) == 454
+    assert await auth(relay, nat, careful, RELAY_PASSWORD) == 235
+    assert await auth(relay, address(), clumsy[1], RELAY_PASSWORD) == 235
+
+
+# -- the cost of checking ----------------------------------------------------------------------
+
+
+async def test_password_checks_beyond_the_queue_are_refused_not_queued():
+    passwords = Passwords(concurrency=1, max_waiting=2)
+    stored = await passwords.hash("the right password")
+    results = await asyncio.gather(
+        *(passwords.verify(stored, f"guess {i}") for i in range(8)), return_exceptions=True
+    )
+    busy = [r for r in results if isinstance(r, PasswordsBusy)]
+    checked = [r for r in results if isinstance(r, tuple)]
+    assert len(checked) == 3 and len(busy) == 5  # one running, two waiting; the rest refused
+    assert all(ok is False for ok, _ in checked)
+    assert (await passwords.verify(stored, "the right password"))[0]  # and then it works again
