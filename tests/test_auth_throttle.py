@@ -16,6 +16,7 @@ from collections.abc import AsyncIterator
 from dataclasses import replace
 
 import aiosmtplib
+import argon2
 import pytest
 
 from admin.app import CONSOLE
@@ -225,9 +226,12 @@ async def test_relay_user_is_limited_across_addresses_but_gets_in_from_a_clean_o
 async def test_shared_address_lets_the_right_password_in_despite_others_mistakes(relay):
     nat = address()  # one NAT address in front of many applications
     clumsy = [await relay.user() for _ in range(3)]
-    for user in clumsy:  # 4 wrong each: 12 from the address, none over its own budget
-        for _ in range(4):
-            assert await auth(relay, nat, user, WRONG) == 535
+
+    async def four_wrong(user: str) -> list[int]:
+        return [await auth(relay, nat, user, WRONG) for _ in range(4)]
+
+    # 4 wrong each: 12 from the address, none over its own budget
+    assert await asyncio.gather(*map(four_wrong, clumsy)) == [[535] * 4] * 3
     careful = await relay.user()
     assert await auth(relay, nat, careful, RELAY_PASSWORD) == 235
     assert await auth(relay, nat, clumsy[0], RELAY_PASSWORD) == 235
@@ -240,6 +244,48 @@ async def test_shared_address_lets_the_right_password_in_despite_others_mistakes
 
 
 # -- the cost of checking ----------------------------------------------------------------------
+
+
+def slow_hash(passes: int = 2000) -> str:
+    """A hash whose check takes seconds (argon2 with many passes; the stored digest does not
+    matter, the check computes it in full and then differs)."""
+    cheap = argon2.PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1).hash("x")
+    return cheap.replace("t=1,", f"t={passes},")
+
+
+async def test_console_and_relay_share_one_bounded_password_check_queue(make_gateway, tmp_path):
+    relay = await start_relay(make_gateway, tmp_path, trusted_proxies="127.0.0.1")
+    gw = relay.gw
+    console_users, relay_users = gw.runner.app[CONSOLE].users, gw.services.relay.users
+    assert console_users.passwords is relay_users.passwords  # one CPU, one budget
+    fast(gw, console_users.throttle)
+    fast(gw, gw.services.relay.throttle)
+    name, user = await add_console_user(gw, "operator"), await relay.user()
+    tight = Passwords(concurrency=1, max_waiting=0)
+    console_users.passwords = relay_users.passwords = tight
+    busy = asyncio.create_task(tight.verify(slow_hash(), "y"))  # holds the only slot
+    await asyncio.sleep(0)
+    c = Client(gw, headers={"X-Forwarded-For": address()})
+    try:
+        _, page, _ = await c.get("/login")
+        token = CSRF_FIELD.search(page).group(1)
+        form = {"_csrf": token, "name": name, "password": PASSWORD}
+        status, page, answer = await c.post("/login", form)
+        assert not busy.done()
+        assert status == 503 and "当前正在校验的密码过多" in page
+        assert int(answer.headers["Retry-After"]) > 0
+        ip = address()
+        async with smtp_from(relay, ip) as smtp:
+            with pytest.raises(aiosmtplib.SMTPResponseException) as refused:
+                await smtp.auth_plain(user, RELAY_PASSWORD)
+        assert not busy.done()
+        assert refused.value.code == 454 and "in progress" in refused.value.message
+        assert (await busy) == (False, None)
+        # nothing was counted against them: the right passwords get in at once
+        assert (await c.post("/login", form))[0] == 303
+        assert await auth(relay, ip, user, RELAY_PASSWORD) == 235
+    finally:
+        await c.close()
 
 
 async def test_password_checks_beyond_the_queue_are_refused_not_queued():
