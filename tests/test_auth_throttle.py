@@ -9,7 +9,6 @@ counters live in the database that all tests of a run share.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import random
 import re
 from collections.abc import AsyncIterator
@@ -63,6 +62,15 @@ async def console_gateway(make_gateway, **settings) -> RunningGateway:
     return gw
 
 
+async def login(c: Client, name: str, password: str) -> tuple[int, str, dict]:
+    """One login: (status, page, headers)."""
+    _, page, _ = await c.get("/login")
+    token = CSRF_FIELD.search(page).group(1)
+    form = {"_csrf": token, "name": name, "password": password}
+    status, page, answer = await c.post("/login", form)
+    return status, page, dict(answer.headers)
+
+
 async def parallel_logins(c: Client, name: str, password: str, n: int) -> list[tuple[int, str]]:
     """``n`` logins at once from one client (one login form, so one CSRF token)."""
     _, page, _ = await c.get("/login")
@@ -110,12 +118,8 @@ async def test_owner_gets_in_from_a_clean_address_while_a_guesser_is_held_back(
     guesser = browsers(gw, address())
     for _ in range(5):
         assert await guesser.login(owner, WRONG) == 401
-    _, page, _ = await guesser.get("/login")
-    token = CSRF_FIELD.search(page).group(1)
-    status, page, answer = await guesser.post(
-        "/login", {"_csrf": token, "name": owner, "password": PASSWORD}
-    )
-    assert status == 429 and int(answer.headers["Retry-After"]) > 0
+    status, page, headers = await login(guesser, owner, PASSWORD)
+    assert status == 429 and int(headers["Retry-After"]) > 0
     assert "该账号从您的地址登录失败次数过多" in page and "账号本身不会被锁定" in page
     assert await browsers(gw, address()).login(owner) == 303  # the owner, elsewhere: in
     other = await add_console_user(gw, "operator")
@@ -128,11 +132,7 @@ async def test_an_address_guessing_many_names_is_held_back_for_all_of_them(make_
     guesser = browsers(gw, address())
     for i in range(8):
         assert await guesser.login(f"nobody-{i}", WRONG) == 401
-    _, page, _ = await guesser.get("/login")
-    token = CSRF_FIELD.search(page).group(1)
-    status, page, _ = await guesser.post(
-        "/login", {"_csrf": token, "name": user, "password": PASSWORD}
-    )
+    status, page, _ = await login(guesser, user, PASSWORD)
     assert status == 429 and "您的地址登录失败次数过多" in page
     assert await browsers(gw, address()).login(user) == 303
 
@@ -146,9 +146,7 @@ async def test_a_user_guessed_from_many_addresses_still_gets_in_from_a_clean_one
         assert await browsers(gw, address()).login(owner, WRONG) == 401
     late = browsers(gw, address())
     assert await late.login(owner, WRONG) == 401  # a new address is still checked once...
-    _, page, _ = await late.get("/login")
-    token = CSRF_FIELD.search(page).group(1)
-    status, page, _ = await late.post("/login", {"_csrf": token, "name": owner, "password": WRONG})
+    status, page, _ = await login(late, owner, WRONG)
     assert status == 429 and "该账号从多个地址登录失败次数过多" in page  # ...but only once
     assert await browsers(gw, address()).login(owner) == 303  # the owner, from a clean address
 
@@ -159,10 +157,8 @@ async def test_throttled_login_speaks_english_to_english_users(make_gateway, bro
     c = browsers(gw, address())
     for _ in range(5):
         assert await c.login(name, WRONG) == 401
-    _, page, _ = await c.get("/login")
-    token = CSRF_FIELD.search(page).group(1)
     c.session.cookie_jar.update_cookies({"msggate_lang": "en"})
-    status, page, _ = await c.post("/login", {"_csrf": token, "name": name, "password": PASSWORD})
+    status, page, _ = await login(c, name, PASSWORD)
     assert status == 429
     assert "Too many failed logins for this user from your address" in page
     assert re.search(r"try again from here in \d+ minutes", page)
@@ -171,25 +167,9 @@ async def test_throttled_login_speaks_english_to_english_users(make_gateway, bro
 # -- relay -------------------------------------------------------------------------------------
 
 
-@contextlib.asynccontextmanager
-async def smtp_from(relay: Relay, ip: str) -> AsyncIterator[aiosmtplib.SMTP]:
-    """A STARTTLS session from loopback address ``ip``, EHLO sent."""
-    smtp = aiosmtplib.SMTP(
-        hostname="127.0.0.1",
-        port=relay.port,
-        tls_context=relay.ca.client_context(),
-        start_tls=True,
-        timeout=30,
-        source_address=(ip, 0),
-    )
-    async with smtp:
-        await smtp.ehlo()
-        yield smtp
-
-
 async def auth(relay: Relay, ip: str, user: str, password: str) -> int:
     """AUTH PLAIN in a session of its own from ``ip``: the reply code."""
-    async with smtp_from(relay, ip) as smtp:
+    async with relay.session(source=ip) as smtp:
         try:
             return (await smtp.auth_plain(user, password)).code
         except aiosmtplib.SMTPResponseException as exc:
@@ -216,7 +196,7 @@ async def test_relay_user_is_limited_across_addresses_but_gets_in_from_a_clean_o
         assert await auth(relay, address(), user, WRONG) == 535
     late = address()
     assert await auth(relay, late, user, WRONG) == 535  # a new address is checked once...
-    async with smtp_from(relay, late) as smtp:
+    async with relay.session(source=late) as smtp:
         with pytest.raises(aiosmtplib.SMTPResponseException) as refused:
             await smtp.auth_plain(user, WRONG)
     assert refused.value.code == 454 and "for this user" in refused.value.message  # ...only once
@@ -253,7 +233,9 @@ def slow_hash(passes: int = 2000) -> str:
     return cheap.replace("t=1,", f"t={passes},")
 
 
-async def test_console_and_relay_share_one_bounded_password_check_queue(make_gateway, tmp_path):
+async def test_console_and_relay_share_one_bounded_password_check_queue(
+    make_gateway, tmp_path, browsers
+):
     relay = await start_relay(make_gateway, tmp_path, trusted_proxies="127.0.0.1")
     gw = relay.gw
     console_users, relay_users = gw.runner.app[CONSOLE].users, gw.services.relay.users
@@ -265,27 +247,19 @@ async def test_console_and_relay_share_one_bounded_password_check_queue(make_gat
     console_users.passwords = relay_users.passwords = tight
     busy = asyncio.create_task(tight.verify(slow_hash(), "y"))  # holds the only slot
     await asyncio.sleep(0)
-    c = Client(gw, headers={"X-Forwarded-For": address()})
-    try:
-        _, page, _ = await c.get("/login")
-        token = CSRF_FIELD.search(page).group(1)
-        form = {"_csrf": token, "name": name, "password": PASSWORD}
-        status, page, answer = await c.post("/login", form)
-        assert not busy.done()
-        assert status == 503 and "当前正在校验的密码过多" in page
-        assert int(answer.headers["Retry-After"]) > 0
-        ip = address()
-        async with smtp_from(relay, ip) as smtp:
-            with pytest.raises(aiosmtplib.SMTPResponseException) as refused:
-                await smtp.auth_plain(user, RELAY_PASSWORD)
-        assert not busy.done()
-        assert refused.value.code == 454 and "in progress" in refused.value.message
-        assert (await busy) == (False, None)
-        # nothing was counted against them: the right passwords get in at once
-        assert (await c.post("/login", form))[0] == 303
-        assert await auth(relay, ip, user, RELAY_PASSWORD) == 235
-    finally:
-        await c.close()
+    c, ip = browsers(gw, address()), address()
+    status, page, headers = await login(c, name, PASSWORD)
+    assert not busy.done()
+    assert status == 503 and "当前正在校验的密码过多" in page and int(headers["Retry-After"]) > 0
+    async with relay.session(source=ip) as smtp:
+        with pytest.raises(aiosmtplib.SMTPResponseException) as refused:
+            await smtp.auth_plain(user, RELAY_PASSWORD)
+    assert not busy.done()
+    assert refused.value.code == 454 and "in progress" in refused.value.message
+    assert (await busy) == (False, None)
+    # nothing was counted against them: the right passwords get in at once
+    assert (await login(c, name, PASSWORD))[0] == 303
+    assert await auth(relay, ip, user, RELAY_PASSWORD) == 235
 
 
 async def test_password_checks_beyond_the_queue_are_refused_not_queued():
