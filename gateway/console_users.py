@@ -27,9 +27,7 @@ from gateway.console_store import ConsoleStore, ConsoleUserRow, SessionRow
 from gateway.errors import Conflict, Invalid, NotFound, Unauthorized
 from gateway.passwords import PASSWORDS, Passwords
 from gateway.store import Store
-from gateway.throttle import Throttle, TooManyAttempts
-
-__all__ = ["ConsoleUserIn", "ConsoleUsers", "Login", "TooManyAttempts"]
+from gateway.throttle import Throttle
 
 log = logging.getLogger(__name__)
 

@@ -7,7 +7,7 @@ on three counters in PostgreSQL (table ``auth_attempts``), each over a fixed win
 - the user from this address: ``per_user_address`` failures, then that user waits *from this
   address* only; the same user elsewhere and other users here are not held up;
 - this address: ``per_address`` failures (larger, for many people behind one NAT), then every
-  name from here waits;
+  name from here waits (an IPv6 address counts as its /64);
 - the user from anywhere: ``per_user`` failures; past it the user is still checked once per
   window from each address that has not tried it yet, so its owner gets in from a clean address
   while a guesser is held to one try per address.
@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import logging
 import random
 from collections.abc import AsyncIterator
@@ -82,6 +83,18 @@ class TooManyAttempts(GatewayError):
         self.retry_after = retry_after
 
 
+def _where(address: str) -> str:
+    """The counted address: an IPv6 address stands for its /64, which one host usually has
+    whole (counting single addresses there would let it try from 2**64 "clean" ones)."""
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return _text(address) or "unknown"
+    if ip.version == 6 and ip.ipv4_mapped is None:
+        return str(ipaddress.ip_network(f"{ip}/64", strict=False))
+    return str(ip.ipv4_mapped or ip) if ip.version == 6 else str(ip)
+
+
 def _text(value: str) -> str:
     # What PostgreSQL text can hold: no NUL, no lone surrogates.
     return value[:MAX_NAME].replace("\x00", "\ufffd").encode("utf-8", "replace").decode()
@@ -127,7 +140,7 @@ class Throttle:
         or raise :class:`TooManyAttempts` without checking. Should the check itself fail (the
         database, a busy server), the attempt is taken back: it was no guess."""
         # An empty name must not be the per-address counter ('' stands for "any user").
-        user, address = _text(user) or "\ufffd", _text(address) or "unknown"
+        user, address = _text(user) or "\ufffd", _where(address)
         pair, by_address, by_user = (user, address), ("", address), (user, "")
         keys = [pair, by_address, by_user]
         limits = self.limits

@@ -151,6 +151,18 @@ async def test_a_user_guessed_from_many_addresses_still_gets_in_from_a_clean_one
     assert await browsers(gw, address()).login(owner) == 303  # the owner, from a clean address
 
 
+async def test_an_ipv6_guesser_cannot_dodge_the_limit_within_its_own_64(make_gateway, browsers):
+    gw = await console_gateway(make_gateway)
+    name = await add_console_user(gw, "operator")
+    prefix = "2001:db8:{:x}:{:x}".format(*random.sample(range(1, 0xFFFF), 2))
+    for i in range(5):
+        assert await browsers(gw, f"{prefix}::{i + 1:x}").login(name, WRONG) == 401
+    assert await browsers(gw, f"{prefix}:ffff:1:2:3").login(name) == 429  # the same /64
+    assert (
+        await browsers(gw, f"2001:db8:ffff:{random.randrange(1, 0xFFFF):x}::1").login(name) == 303
+    )
+
+
 async def test_throttled_login_speaks_english_to_english_users(make_gateway, browsers):
     gw = await console_gateway(make_gateway)
     name = await add_console_user(gw, "operator")
