@@ -163,6 +163,21 @@ async def test_an_ipv6_guesser_cannot_dodge_the_limit_within_its_own_64(make_gat
     )
 
 
+async def test_guessing_the_current_password_on_the_profile_page_is_limited_too(
+    make_gateway, browsers
+):
+    gw = await console_gateway(make_gateway)
+    c = browsers(gw, address())
+    assert await c.login(await add_console_user(gw, "readonly")) == 303
+    token = await c.csrf()
+    change = {"_csrf": token, "new_password": "a new password!", "new_password2": "a new password!"}
+    for _ in range(5):
+        status, _, _ = await c.post("/profile/password", {**change, "current_password": WRONG})
+        assert status == 422
+    status, page, _ = await c.post("/profile/password", {**change, "current_password": PASSWORD})
+    assert status == 429 and "该账号从您的地址登录失败次数过多" in page
+
+
 async def test_throttled_login_speaks_english_to_english_users(make_gateway, browsers):
     gw = await console_gateway(make_gateway)
     name = await add_console_user(gw, "operator")
