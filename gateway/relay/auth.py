@@ -101,8 +101,9 @@ class AuthMechanisms:
                     await attempt.failed()  # waits the growing delay
         except TooManyAttempts as exc:
             return await self._failed(server, f"454 4.7.0 {exc.message.capitalize()}")
-        except PasswordsBusy:
-            return await self._failed(server, BUSY)
+        except PasswordsBusy:  # not the client's failure: nothing counted
+            await server.push(BUSY)
+            return _HANDLED
         except UNAVAILABLE as exc:
             log.warning("relay AUTH from %s: database unavailable (%r)", address, exc)
             await server.push(UNAVAILABLE_REPLY)
