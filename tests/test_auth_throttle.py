@@ -20,6 +20,7 @@ import pytest
 
 from admin.app import CONSOLE
 from gateway.passwords import Passwords, PasswordsBusy
+from gateway.throttle import Limits, Throttle, TooManyAttempts
 from tests.browser_fixtures import PASSWORD, add_console_user
 from tests.gateway_fixtures import RunningGateway
 from tests.relay_support import PASSWORD as RELAY_PASSWORD
@@ -248,6 +249,29 @@ async def test_shared_address_lets_the_right_password_in_despite_others_mistakes
     assert await auth(relay, nat, clumsy[1], RELAY_PASSWORD) == 454
     assert await auth(relay, nat, careful, RELAY_PASSWORD) == 235
     assert await auth(relay, address(), clumsy[1], RELAY_PASSWORD) == 235
+
+
+# -- the counters ------------------------------------------------------------------------------
+
+
+async def test_a_counter_starts_again_after_its_window_and_is_pruned_then(gateway, db):
+    scope = f"test-{random.randrange(10**9)}"
+    limits = Limits(window=1.0, per_user_address=1, per_address=100, per_user=100)
+    throttle = Throttle(gateway.services.store, scope, replace(limits, base_delay=0.01))
+    async with throttle.attempt("someone", "192.0.2.1") as attempt:
+        await attempt.failed()
+    with pytest.raises(TooManyAttempts) as refused:
+        async with throttle.attempt("someone", "192.0.2.1"):
+            pass
+    assert refused.value.limit == "user_address" and 1 <= refused.value.retry_after <= 2
+    await asyncio.sleep(1.2)  # past the window (the database's clock decides)
+    async with throttle.attempt("someone", "192.0.2.1") as attempt:
+        await attempt.succeeded()  # counted again from 1, so checked
+    count = "SELECT count(*) FROM auth_attempts WHERE scope = $1"
+    assert await db.fetchval(count, scope) == 3  # the pair, the address, the user
+    await asyncio.sleep(1.2)
+    await gateway.services.store.prune_attempts(limits.window)
+    assert await db.fetchval(count, scope) == 0
 
 
 # -- the cost of checking ----------------------------------------------------------------------

@@ -37,4 +37,12 @@ FROM locked
 WHERE a.scope = $1 AND a.name = locked.name AND a.address = locked.address;
 
 -- name: auth_prune
-DELETE FROM auth_attempts WHERE started < now() - make_interval(secs => $1);
+-- Counters whose window of $1 seconds has passed, a bounded number at a time; rows an attempt
+-- holds are skipped, so pruning never waits for (or deadlocks with) attempts.
+DELETE FROM auth_attempts
+WHERE (scope, name, address) IN (
+    SELECT scope, name, address FROM auth_attempts
+    WHERE started < now() - make_interval(secs => $1)
+    LIMIT 1000
+    FOR UPDATE SKIP LOCKED
+);
