@@ -21,6 +21,7 @@ from gateway.console_store import ConsoleStore
 from gateway.console_users import ConsoleUsers
 from gateway.message_log import MessageLog
 from gateway.services import SERVICES
+from gateway.throttle import Limits, Throttle
 
 PREFIX = "/admin"
 
@@ -36,8 +37,10 @@ CONSOLE = web.AppKey("console", Console)
 
 async def console_ctx(app: web.Application) -> AsyncIterator[None]:
     """On the parent app, after its services: the console's services on the same pool."""
-    store = ConsoleStore(app[SERVICES].store.pool)
-    app[CONSOLE] = Console(ConsoleUsers(store), MessageLog(store))
+    services = app[SERVICES]
+    store = ConsoleStore(services.store.pool)
+    throttle = Throttle(services.store, "console", Limits.from_settings(services.settings))
+    app[CONSOLE] = Console(ConsoleUsers(store, throttle), MessageLog(store))
     yield
 
 

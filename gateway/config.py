@@ -42,6 +42,11 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     relay_default_account: str | None = None
     relay_bounces: bool = True
     trusted_proxies: str | None = None  # CIDRs whose X-Forwarded-For the HTTP API believes
+    # password guessing, console login and SMTP AUTH alike (gateway/throttle.py)
+    auth_window_seconds: float = 900.0
+    auth_failures_per_user_address: int = 5
+    auth_failures_per_address: int = 30
+    auth_failures_per_user: int = 30
     config: str | None = None  # TOML file (the relay's routing table)
     database_url: str | None = None
     redis_url: str | None = None
@@ -134,6 +139,10 @@ _RULES: dict[str, tuple[Any, Any, str]] = {
     "smtp_data_timeout": _POSITIVE_FLOAT,
     "relay_domain": (str.lower, _DOMAIN.match, "a domain name such as relay.example.com"),
     "relay_bounces": _BOOL,
+    "auth_window_seconds": _POSITIVE_FLOAT,
+    "auth_failures_per_user_address": _POSITIVE_INT,
+    "auth_failures_per_address": _POSITIVE_INT,
+    "auth_failures_per_user": _POSITIVE_INT,
     "trusted_proxies": (str, _cidrs, "comma-separated IP addresses or CIDR ranges"),
     "config": (str, os.path.isfile, "the path of an existing TOML file"),
 }

@@ -41,16 +41,6 @@ class SessionRow(msgspec.Struct, frozen=True):
     created_at: dt.datetime
 
 
-class Failures(msgspec.Struct, frozen=True):
-    """Failed logins within the throttling window, by user name and by address."""
-
-    by_name: int
-    name_oldest: dt.datetime | None
-    by_remote: int
-    remote_oldest: dt.datetime | None
-    now: dt.datetime
-
-
 class LogRow(msgspec.Struct, frozen=True):
     """One line of the message log: a message with its deliveries counted by status."""
 
@@ -81,7 +71,7 @@ def _user(record: asyncpg.Record) -> ConsoleUserRow:
 
 
 class ConsoleStore:
-    """Console users, sessions, failed logins, the message log and the overview."""
+    """Console users, sessions, the message log and the overview."""
 
     def __init__(self, pool: asyncpg.Pool) -> None:
         self.pool = pool
@@ -190,21 +180,6 @@ class ConsoleStore:
 
     async def prune_sessions(self, max_age_seconds: float) -> None:
         await self.pool.execute(Q["console_prune_sessions"], max_age_seconds)
-
-    # -- failed logins -----------------------------------------------------------------------
-
-    async def login_failures(self, name: str, remote: str, window_seconds: float) -> Failures:
-        record = await self.pool.fetchrow(Q["console_login_failures"], name, remote, window_seconds)
-        return Failures(**dict(record))
-
-    async def add_login_failure(self, name: str, remote: str) -> None:
-        await self.pool.execute(Q["console_insert_login_failure"], name, remote)
-
-    async def clear_login_failures(self, name: str) -> None:
-        await self.pool.execute(Q["console_clear_login_failures"], name)
-
-    async def prune_login_failures(self, window_seconds: float) -> None:
-        await self.pool.execute(Q["console_prune_login_failures"], window_seconds)
 
     # -- message log -------------------------------------------------------------------------
 

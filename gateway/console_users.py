@@ -1,9 +1,9 @@
 """Console users (登录): argon2 password hashes, sessions in PostgreSQL, throttled logins.
 
-Shared by the web console (``admin``) and ``msggate user add``. argon2 is slow on purpose, so
-every hash and verify runs in a worker thread, a few at a time; an unknown user name costs the
-same as a wrong password. Failed logins are counted per user name and per address in the
-database, so every node sees them.
+Shared by the web console (``admin``) and ``msggate user add``. Hashes are made and checked by
+``gateway.passwords`` (in threads, within one budget; an unknown name costs as much as a wrong
+password). Every login is counted by ``gateway.throttle`` before its password is checked: per
+user name and address, per address and per name, in the database, so every node sees them.
 
 A session is a random id given to the browser once; the database keeps its SHA-256 and a
 per-session CSRF token. Sessions end after ``SESSION_IDLE_SECONDS`` without a request, and at
@@ -12,7 +12,6 @@ the latest ``SESSION_MAX_SECONDS`` after login; a password change ends the user'
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import logging
 import random
@@ -21,12 +20,14 @@ import time
 import zoneinfo
 from typing import Annotated
 
-import argon2
 import msgspec
 from msgspec import Meta
 
 from gateway.console_store import ConsoleStore, ConsoleUserRow, SessionRow
-from gateway.errors import Conflict, GatewayError, Invalid, NotFound, Unauthorized
+from gateway.errors import Conflict, Invalid, NotFound, Unauthorized
+from gateway.passwords import PASSWORDS, Passwords
+from gateway.store import Store
+from gateway.throttle import Throttle
 
 log = logging.getLogger(__name__)
 
@@ -38,28 +39,12 @@ FIRST_USER = "admin"
 
 MIN_PASSWORD = 10
 MAX_PASSWORD = 1024
-HASH_CONCURRENCY = 4
 
 SESSION_IDLE_SECONDS = 8 * 3600.0
 SESSION_MAX_SECONDS = 7 * 24 * 3600.0
 TOUCH_SECONDS = 60.0  # last_seen_at is written at most this often per session
 
-THROTTLE_WINDOW_SECONDS = 15 * 60.0
-MAX_FAILURES_PER_NAME = 5
-MAX_FAILURES_PER_ADDRESS = 20
-
 WRONG_CREDENTIALS = "wrong user name or password"
-
-
-class TooManyAttempts(GatewayError):
-    """Too many failed logins for this user name or from this address: wait ``retry_after``."""
-
-    status = 429
-    code = "too_many_attempts"
-
-    def __init__(self, message: str, retry_after: float) -> None:
-        super().__init__(message, "name")
-        self.retry_after = retry_after
 
 
 class ConsoleUserIn(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -137,34 +122,15 @@ def check_password(password: str, name: str, field: str = "password") -> None:
 class ConsoleUsers:
     """Create, list, change and delete console users; log them in and out."""
 
-    def __init__(self, store: ConsoleStore, hasher: argon2.PasswordHasher | None = None) -> None:
+    def __init__(
+        self,
+        store: ConsoleStore,
+        throttle: Throttle | None = None,
+        passwords: Passwords = PASSWORDS,
+    ) -> None:
         self.store = store
-        self.hasher = hasher or argon2.PasswordHasher()
-        self._slots = asyncio.Semaphore(HASH_CONCURRENCY)
-        self._dummy: str | None = None
-
-    async def _hash(self, password: str) -> str:
-        async with self._slots:
-            return await asyncio.to_thread(self.hasher.hash, password)
-
-    def _check(self, stored: str, password: str) -> tuple[bool, str | None]:
-        """(matches, new hash if the stored one uses old parameters); runs in a thread."""
-        try:
-            self.hasher.verify(stored, password)
-        except (argon2.exceptions.VerificationError, argon2.exceptions.InvalidHashError):
-            return False, None
-        if self.hasher.check_needs_rehash(stored):
-            return True, self.hasher.hash(password)
-        return True, None
-
-    async def _verify(self, stored: str | None, password: str) -> tuple[bool, str | None]:
-        if stored is None:  # an unknown user costs as much as a wrong password
-            if self._dummy is None:
-                self._dummy = await self._hash("not a password: equal time for unknown users")
-            stored = self._dummy
-            password = password + "\x00unknown"
-        async with self._slots:
-            return await asyncio.to_thread(self._check, stored, password)
+        self.throttle = throttle or Throttle(Store(store.pool), "console")
+        self.passwords = passwords
 
     # -- users -------------------------------------------------------------------------------
 
@@ -176,8 +142,9 @@ class ConsoleUsers:
         check_password(body.password, name)
         language = check_language(body.language)
         time_zone = check_time_zone(body.time_zone)
+        password_hash = await self.passwords.hash(body.password)
         row = await self.store.insert_user(
-            name, await self._hash(body.password), role, language, time_zone, must_change_password
+            name, password_hash, role, language, time_zone, must_change_password
         )
         log.info("console user %r created (%s)", name, role)
         return row
@@ -225,20 +192,30 @@ class ConsoleUsers:
         """Set a new password; every session of the user but ``keep_session`` ends."""
         user = await self.get(user_id)
         check_password(password, user.name)
-        if not await self.store.set_password(user_id, await self._hash(password), must_change):
+        password_hash = await self.passwords.hash(password)
+        if not await self.store.set_password(user_id, password_hash, must_change):
             raise NotFound(f"no console user with id {user_id}", "id")
         keep = token_hash(keep_session) if keep_session else None
         await self.store.delete_user_sessions(user_id, keep)
         log.info("console user %r: password changed", user.name)
 
     async def change_own_password(
-        self, user: ConsoleUserRow, current: str, new: str, keep_session: str | None
+        self,
+        user: ConsoleUserRow,
+        current: str,
+        new: str,
+        keep_session: str | None,
+        remote: str | None = None,
     ) -> None:
-        """A user's own change: the current password first, and the new one must differ."""
-        login = await self.store.user_login(user.name)
-        ok, _ = await self._verify(login[1] if login else None, current)
-        if not ok:
-            raise Invalid("the current password is not right", "current_password")
+        """A user's own change: the current password first (counted like a login from
+        ``remote``), and the new one must differ."""
+        async with self.throttle.attempt(user.name, remote or "unknown") as attempt:
+            login = await self.store.user_login(user.name)
+            ok, _ = await self.passwords.verify(login[1] if login else None, current)
+            if not ok:
+                await attempt.failed()
+                raise Invalid("the current password is not right", "current_password")
+            await attempt.succeeded()
         if new == current:
             raise Invalid("choose a password different from the current one", "new_password")
         check_password(new, user.name, "new_password")
@@ -268,39 +245,25 @@ class ConsoleUsers:
 
     # -- login and sessions ------------------------------------------------------------------
 
-    async def _throttle(self, name: str, remote: str) -> None:
-        f = await self.store.login_failures(name, remote, THROTTLE_WINDOW_SECONDS)
-        waits = []
-        if f.by_name >= MAX_FAILURES_PER_NAME and f.name_oldest is not None:
-            waits.append((f.name_oldest - f.now).total_seconds() + THROTTLE_WINDOW_SECONDS)
-        if f.by_remote >= MAX_FAILURES_PER_ADDRESS and f.remote_oldest is not None:
-            waits.append((f.remote_oldest - f.now).total_seconds() + THROTTLE_WINDOW_SECONDS)
-        if waits:
-            wait = max(1.0, max(waits))
-            log.warning("console login throttled for %r from %s (%.0fs)", name, remote, wait)
-            raise TooManyAttempts(
-                f"too many failed logins: try again in {int(wait // 60) + 1} minutes", wait
-            )
-
     async def login(
         self, name: str, password: str, remote: str | None, user_agent: str | None
     ) -> Login:
-        """Check the credentials and open a session; Unauthorized or TooManyAttempts if not."""
+        """Check the credentials and open a session; Unauthorized, TooManyAttempts (refused
+        before checking) or PasswordsBusy if not."""
         name = name.strip()[:64]
         where = remote or "unknown"
         if not name or not password:
             raise Unauthorized(WRONG_CREDENTIALS, "name")
-        await self._throttle(name, where)
-        found = await self.store.user_login(name)
-        ok, rehashed = await self._verify(found[1] if found else None, password[:MAX_PASSWORD])
-        if not ok or found is None:
-            await self.store.add_login_failure(name, where)
-            if random.random() < 0.02:
-                await self.store.prune_login_failures(THROTTLE_WINDOW_SECONDS)
-            log.info("console login failed for %r from %s", name, where)
-            raise Unauthorized(WRONG_CREDENTIALS, "name")
+        async with self.throttle.attempt(name, where) as attempt:
+            found = await self.store.user_login(name)
+            stored = found[1] if found else None
+            ok, rehashed = await self.passwords.verify(stored, password[:MAX_PASSWORD])
+            if not ok or found is None:
+                log.info("console login failed for %r from %s", name, where)
+                await attempt.failed()
+                raise Unauthorized(WRONG_CREDENTIALS, "name")
+            await attempt.succeeded()
         user_id = found[0]
-        await self.store.clear_login_failures(name)
         await self.store.logged_in(user_id, rehashed)
         token = secrets.token_urlsafe(32)
         await self.store.insert_session(

@@ -25,7 +25,10 @@ from gateway.model import (
     SandboxRow,
 )
 from gateway.sql import QUERIES as Q
+from gateway.sql import load_queries
 from gateway.storable import NUL_IN_JSON, unstorable
+
+THROTTLE_Q = load_queries("throttle.sql")
 
 T = TypeVar("T")
 
@@ -303,6 +306,28 @@ class Store:
 
     async def count_api_keys(self) -> int:
         return await self.pool.fetchval(Q["count_api_keys"])
+
+    # -- password attempts (gateway/throttle.py) ----------------------------------------------
+
+    async def count_attempt(
+        self, scope: str, keys: Sequence[tuple[str, str]], window_seconds: float
+    ) -> dict[tuple[str, str], tuple[int, float]]:
+        """Count one attempt on each (name, address) counter, atomically; return each counter's
+        (attempts including this one, seconds left in its window)."""
+        names, addresses = [k[0] for k in keys], [k[1] for k in keys]
+        records = await self.pool.fetch(
+            THROTTLE_Q["auth_attempt"], scope, names, addresses, window_seconds
+        )
+        return {(r["name"], r["address"]): (r["attempts"], r["remaining"]) for r in records}
+
+    async def release_attempt(
+        self, scope: str, keys: Sequence[tuple[str, str]], clear_pair: bool
+    ) -> None:
+        names, addresses = [k[0] for k in keys], [k[1] for k in keys]
+        await self.pool.execute(THROTTLE_Q["auth_release"], scope, names, addresses, clear_pair)
+
+    async def prune_attempts(self, window_seconds: float) -> None:
+        await self.pool.execute(THROTTLE_Q["auth_prune"], window_seconds)
 
     # -- accounts ----------------------------------------------------------------------------
 

@@ -65,14 +65,18 @@ class Relay:
         return name
 
     @contextlib.asynccontextmanager
-    async def session(self, tls: bool = True) -> AsyncIterator[aiosmtplib.SMTP]:
-        """A connected client (STARTTLS done unless ``tls`` is false) that has sent EHLO."""
+    async def session(
+        self, tls: bool = True, source: str | None = None
+    ) -> AsyncIterator[aiosmtplib.SMTP]:
+        """A connected client (STARTTLS done unless ``tls`` is false) that has sent EHLO;
+        ``source``: the client's own address (another loopback address, 127.x.y.z)."""
         smtp = aiosmtplib.SMTP(
             hostname="127.0.0.1",
             port=self.port,
             tls_context=self.ca.client_context(),
             start_tls=tls,
-            timeout=20,
+            timeout=30 if source else 20,
+            source_address=(source, 0) if source else None,
         )
         async with smtp:
             await smtp.ehlo()

@@ -8,6 +8,7 @@ from aiohttp import web
 
 from admin import i18n
 from admin.forms import Form, read_form
+from admin.i18n import Translate
 from admin.render import LANG_COOKIE, language_of, redirect, render, translate, url
 from admin.routing import ANY, PUBLIC, route
 from admin.session import (
@@ -18,8 +19,10 @@ from admin.session import (
     cookie_options,
 )
 from admin.views.common import console, token
-from gateway.console_users import SESSION_MAX_SECONDS, TooManyAttempts
+from gateway.console_users import SESSION_MAX_SECONDS
 from gateway.errors import Unauthorized
+from gateway.passwords import PasswordsBusy
+from gateway.throttle import TooManyAttempts
 
 
 def _next(request: web.Request, target: str | None) -> str:
@@ -40,6 +43,11 @@ def _login_page(request: web.Request, form: Form, status: int = 200) -> web.Resp
     if request.cookies.get(LOGIN_CSRF_COOKIE) != csrf:
         response.set_cookie(LOGIN_CSRF_COOKIE, csrf, max_age=24 * 3600, **cookie_options(request))
     return response
+
+
+def throttled_text(t: Translate, exc: TooManyAttempts) -> str:
+    """Why a login was held back, and for how long, in the user's language."""
+    return t(f"login.throttled_{exc.limit}", minutes=int(exc.retry_after // 60) + 1)
 
 
 @route("GET", "/login", "auth.login", PUBLIC)
@@ -67,9 +75,14 @@ async def login(request: web.Request) -> web.StreamResponse:
             request.headers.get("User-Agent"),
         )
     except TooManyAttempts as exc:
-        form.error = t("login.throttled", minutes=int(exc.retry_after // 60) + 1)
+        form.error = throttled_text(t, exc)
         response = _login_page(request, form, 429)
         response.headers["Retry-After"] = str(int(exc.retry_after) + 1)
+        return response
+    except PasswordsBusy as exc:
+        form.error = t("login.busy")
+        response = _login_page(request, form, 503)
+        response.headers["Retry-After"] = str(exc.retry_after)
         return response
     except Unauthorized:
         form.error = t("login.wrong")

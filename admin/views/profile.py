@@ -8,10 +8,13 @@ from admin import i18n
 from admin.forms import Form, read_form
 from admin.render import LANG_COOKIE, redirect, render, translate, url
 from admin.routing import ANY, route
-from admin.session import cookie_options
+from admin.session import client_ip, cookie_options
+from admin.views.auth import throttled_text
 from admin.views.common import console, token, user
 from admin.views.users import language_options, time_zones
 from gateway.errors import GatewayError, Invalid
+from gateway.passwords import PasswordsBusy
+from gateway.throttle import TooManyAttempts
 
 
 async def _page(request: web.Request, form: Form, password: Form, status: int = 200):
@@ -78,10 +81,20 @@ async def password(request: web.Request) -> web.StreamResponse:
         if posted.get("new_password", "") != posted.get("new_password2", ""):
             raise Invalid(t("errors.passwords_differ"), "new_password2")
         await console(request).users.change_own_password(
-            me, posted.get("current_password", ""), posted.get("new_password", ""), token(request)
+            me,
+            posted.get("current_password", ""),
+            posted.get("new_password", ""),
+            token(request),
+            client_ip(request),
         )
     except GatewayError as exc:
-        change.fail(exc, t, {"current_password", "new_password", "new_password2"})
+        if isinstance(exc, TooManyAttempts):
+            change.error = throttled_text(t, exc)
+        elif isinstance(exc, PasswordsBusy):
+            change.error = t("login.busy")
+        else:
+            change.fail(exc, t, {"current_password", "new_password", "new_password2"})
         form = Form(values={"language": me.language, "time_zone": me.time_zone})
-        return await _page(request, form, change, 422)
+        status = exc.status if isinstance(exc, TooManyAttempts | PasswordsBusy) else 422
+        return await _page(request, form, change, status)
     raise redirect(request, "profile.index", "notice.password_changed")

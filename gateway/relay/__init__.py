@@ -5,7 +5,7 @@ One module per job:
 - ``listener``: the aiosmtpd server on the gateway's event loop (an aiohttp cleanup context);
 - ``session``: aiosmtpd's protocol with the data timeout, reply texts and per-session state;
 - ``handler``: the SMTP commands (who may relay, where recipients go, 250 after commit);
-- ``auth`` and ``throttle``: AUTH PLAIN/LOGIN checked off the loop, guessers slowed down;
+- ``auth``: AUTH PLAIN/LOGIN checked off the loop, guessing limited by ``gateway.throttle``;
 - ``users``: relay credentials (argon2); ``access``: the IP allow-list shared with the API;
 - ``route``, ``routing`` and ``table``: routes, the built-in routing plugin, the routing table;
 - ``actions``: the seam for tiered push actions;

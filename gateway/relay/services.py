@@ -29,9 +29,9 @@ from gateway.relay.route import RoutingTable
 from gateway.relay.store import Network, RelayStore
 from gateway.relay.submit import Submitter
 from gateway.relay.table import load_table
-from gateway.relay.throttle import AuthThrottle
 from gateway.relay.users import RelayUsers
 from gateway.store import Store
+from gateway.throttle import Limits, Throttle
 
 if TYPE_CHECKING:
     from gateway.relay.listener import RelayListener
@@ -83,7 +83,7 @@ class RelayServices:
     plugins: Plugins
     access: AccessList
     users: RelayUsers
-    throttle: AuthThrottle
+    throttle: Throttle  # SMTP AUTH guessing, shared with other nodes through the database
     table: RoutingTable
     accounts: Accounts
     submitter: Submitter
@@ -127,7 +127,7 @@ async def open_relay(
         plugins=plugins,
         access=AccessList(relay_store),
         users=RelayUsers(relay_store),
-        throttle=AuthThrottle(),
+        throttle=Throttle(store, "smtp", Limits.from_settings(settings)),
         table=table,
         accounts=Accounts(store),
         submitter=Submitter(messages, plugins),

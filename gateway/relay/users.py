@@ -1,28 +1,26 @@
 """Relay users: SMTP AUTH credentials, stored as argon2id hashes and checked off the event loop.
 
-argon2 is slow on purpose (about 0.2 s and 64 MiB per check), so every hash and verify runs in
-a worker thread, at most ``HASH_CONCURRENCY`` at a time. An unknown user costs the same as a
-wrong password, so timing does not tell which user names exist.
+Hashes are made and checked by ``gateway.passwords``: in worker threads, within one budget
+shared with the console; an unknown user costs the same as a wrong password, so timing does not
+tell which user names exist. Guessing is limited by ``gateway.throttle`` (see ``auth``).
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from typing import Annotated
 
-import argon2
 import msgspec
 from msgspec import Meta
 
 from gateway.errors import Invalid, NotFound
+from gateway.passwords import PASSWORDS, Passwords
 from gateway.relay.store import RelayStore, RelayUserRow
 
 log = logging.getLogger(__name__)
 
 MIN_PASSWORD = 12
-HASH_CONCURRENCY = 4
 LOGIN_NOTE_SECONDS = 60.0  # last_login_at is precise to about this
 
 
@@ -52,16 +50,10 @@ def view(row: RelayUserRow) -> RelayUserView:
 class RelayUsers:
     """Create, list, delete and verify relay users."""
 
-    def __init__(self, store: RelayStore, hasher: argon2.PasswordHasher | None = None) -> None:
+    def __init__(self, store: RelayStore, passwords: Passwords = PASSWORDS) -> None:
         self.store = store
-        self.hasher = hasher or argon2.PasswordHasher()
-        self._slots = asyncio.Semaphore(HASH_CONCURRENCY)
-        self._dummy: str | None = None
+        self.passwords = passwords
         self._noted: dict[str, float] = {}  # user -> when its last_login_at was last written
-
-    async def _hash(self, password: str) -> str:
-        async with self._slots:
-            return await asyncio.to_thread(self.hasher.hash, password)
 
     async def create(self, body: RelayUserIn) -> RelayUserView:
         if len(body.password) < MIN_PASSWORD:
@@ -70,7 +62,7 @@ class RelayUsers:
             raise Invalid(
                 "the password must not be the user name or start or end with a space", "password"
             )
-        row = await self.store.insert_user(body.username, await self._hash(body.password))
+        row = await self.store.insert_user(body.username, await self.passwords.hash(body.password))
         log.info("relay user %r created", body.username)
         return view(row)
 
@@ -82,32 +74,18 @@ class RelayUsers:
             raise NotFound(f"no relay user named {username!r}", "username")
         log.info("relay user %r deleted", username)
 
-    def _check(self, stored: str, password: str) -> tuple[bool, str | None]:
-        """(matches, new hash if the stored one uses old parameters); runs in a thread."""
-        try:
-            self.hasher.verify(stored, password)
-        except (argon2.exceptions.VerificationError, argon2.exceptions.InvalidHashError):
-            return False, None
-        if self.hasher.check_needs_rehash(stored):
-            return True, self.hasher.hash(password)
-        return True, None
-
     async def verify(self, username: str, password: str) -> bool:
-        """True if the credentials are right. Database trouble raises (AUTH answers 454)."""
+        """True if the credentials are right. Database trouble raises (AUTH answers 454), and
+        so does a server too busy to check (``PasswordsBusy``)."""
         stored = await self.store.user_hash(username)
-        if stored is None:
-            if self._dummy is None:
-                self._dummy = await self._hash("not a password: equal time for unknown users")
-            stored, username = self._dummy, ""
-        async with self._slots:
-            ok, rehashed = await asyncio.to_thread(self._check, stored, password)
-        if ok and username:
-            now = time.monotonic()
-            last = self._noted.get(username)
-            if rehashed or last is None or now - last >= LOGIN_NOTE_SECONDS:
-                await self.store.logged_in(username, rehashed)  # not a write for every session
-                if len(self._noted) > 10_000:
-                    self._noted.clear()
-                self._noted[username] = now
-            return True
-        return False
+        ok, rehashed = await self.passwords.verify(stored, password)
+        if stored is None or not ok:
+            return False
+        now = time.monotonic()
+        last = self._noted.get(username)
+        if rehashed or last is None or now - last >= LOGIN_NOTE_SECONDS:
+            await self.store.logged_in(username, rehashed)  # not a write for every session
+            if len(self._noted) > 10_000:
+                self._noted.clear()
+            self._noted[username] = now
+        return True

@@ -1,4 +1,4 @@
--- console: the web console's users, sessions, failed logins, and its message log and overview.
+-- console: the web console's users, sessions, and its message log and overview.
 -- Loaded by gateway.console_store (load_queries("console.sql")), like queries.sql.
 
 -- name: console_insert_user
@@ -84,26 +84,6 @@ WHERE user_id = $1 AND ($2::bytea IS NULL OR id_hash <> $2);
 -- name: console_prune_sessions
 DELETE FROM console_sessions
 WHERE expires_at < now() OR created_at < now() - make_interval(secs => $1);
-
--- name: console_login_failures
--- Failures within the last $3 seconds for user name $1 and for address $2, with the oldest
--- of each (the window slides: the oldest ageing out frees one more try).
-SELECT count(*) FILTER (WHERE name = $1) AS by_name,
-       min(at) FILTER (WHERE name = $1) AS name_oldest,
-       count(*) FILTER (WHERE remote = $2) AS by_remote,
-       min(at) FILTER (WHERE remote = $2) AS remote_oldest,
-       now() AS now
-FROM console_login_failures
-WHERE (name = $1 OR remote = $2) AND at > now() - make_interval(secs => $3);
-
--- name: console_insert_login_failure
-INSERT INTO console_login_failures (name, remote) VALUES ($1, $2);
-
--- name: console_clear_login_failures
-DELETE FROM console_login_failures WHERE name = $1;
-
--- name: console_prune_login_failures
-DELETE FROM console_login_failures WHERE at < now() - make_interval(secs => $1);
 
 -- name: console_messages
 -- The message log: newest first, filtered by channel $1, a delivery status $2, created from $3
