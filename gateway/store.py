@@ -25,6 +25,7 @@ from gateway.model import (
     SandboxRow,
 )
 from gateway.sql import QUERIES as Q
+from gateway.sql import contains
 
 T = TypeVar("T")
 
@@ -255,7 +256,8 @@ class Store:
         return AccountRow(**dict(row)) if row else None
 
     async def list_accounts(self, channel: str | None, search: str | None) -> list[AccountRow]:
-        return _rows(AccountRow, await self.pool.fetch(Q["list_accounts"], channel, search))
+        records = await self.pool.fetch(Q["list_accounts"], channel, contains(search))
+        return _rows(AccountRow, records)
 
     async def update_account(
         self, name: str, config: dict, secrets: bytes | None, revision: int

@@ -14,6 +14,7 @@ import msgspec
 
 from gateway.errors import Conflict
 from gateway.sql import QUERIES as Q
+from gateway.sql import contains
 
 log = logging.getLogger(__name__)
 
@@ -89,7 +90,7 @@ class RelayStore:
         return AccessRuleRow(**dict(await self.pool.fetchrow(Q["insert_access_rule"], name, cidr)))
 
     async def list_rules(self, name: str | None, ip: Address | None) -> list[AccessRuleRow]:
-        records = await self.pool.fetch(Q["list_access_rules"], name, ip)
+        records = await self.pool.fetch(Q["list_access_rules"], contains(name), ip)
         return [AccessRuleRow(**dict(r)) for r in records]
 
     async def delete_rule(self, rule_id: int) -> bool:
