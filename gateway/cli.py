@@ -56,7 +56,7 @@ def _event_loop_policy() -> None:
 async def _serve(settings: Settings) -> None:
     from aiohttp import web
 
-    from gateway.app import create_app
+    from gateway.app import create_app, http_site
     from gateway.bootstrap import banner, first_run
     from gateway.services import SERVICES
 
@@ -64,7 +64,7 @@ async def _serve(settings: Settings) -> None:
     runner = web.AppRunner(app, access_log=None, handle_signals=False)
     await runner.setup()
     try:
-        site = web.TCPSite(runner, settings.http_host, settings.http_port, reuse_address=True)
+        site = http_site(runner, settings.http_host, settings.http_port)
         try:
             await site.start()
         except OSError as exc:
