@@ -281,6 +281,13 @@ DELETE FROM access_rules WHERE id = $1 RETURNING id;
 -- name: access_cidrs
 SELECT cidr FROM access_rules;
 
+-- name: access_rule_ids
+SELECT id, cidr FROM access_rules;
+
+-- name: lock_access_rules
+-- Rule changes take turns (each checks the list it leaves); readers are not blocked.
+LOCK TABLE access_rules IN SHARE ROW EXCLUSIVE MODE;
+
 -- name: bounce_facts
 -- What a bounce (DSN) for delivery $1 needs, if it failed and its message came in by SMTP.
 SELECT d.id AS delivery_id, d.message_id, d.recipient, d.status, d.last_code, d.last_error,
