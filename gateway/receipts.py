@@ -6,11 +6,14 @@ import logging
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from aiohttp import web
+
 from gateway.accounts import Accounts
 from gateway.channel import AccountRef
 from gateway.events import DeliveryEvent
 from gateway.model import Receipt
 from gateway.plugins import Plugins
+from gateway.relay.access import Address, Network, client_address
 from gateway.store import Store
 
 log = logging.getLogger(__name__)
@@ -24,10 +27,23 @@ class Receipts:
     hands the receipts to :meth:`record`.
     """
 
-    def __init__(self, store: Store, plugins: Plugins, accounts: Accounts) -> None:
+    def __init__(
+        self,
+        store: Store,
+        plugins: Plugins,
+        accounts: Accounts,
+        trusted_proxies: Sequence[Network] = (),
+    ) -> None:
         self.store = store
         self.plugins = plugins
         self.accounts = accounts
+        self.trusted_proxies = tuple(trusted_proxies)
+
+    def caller(self, request: web.Request) -> Address | None:
+        """The address a push came from, for checking it against an account's allowed
+        addresses: ``X-Forwarded-For`` counts only from a proxy in MSGGATE_TRUSTED_PROXIES."""
+        forwarded = request.headers.getall("X-Forwarded-For", [])
+        return client_address(request.remote, forwarded, self.trusted_proxies)
 
     async def account(self, name: str) -> AccountRef | None:
         """The account named ``name`` as its channel sees it, or None if there is none.

@@ -1,5 +1,6 @@
 """Receipt pushes from hostile or broken callers: each item stands on its own, every refusal
-looks the same from outside, and the token in the URL never reaches a log line."""
+looks the same from outside, the token in the URL never reaches a log line, and an account's
+allowed addresses are checked on the caller behind a trusted proxy."""
 
 from __future__ import annotations
 
@@ -12,9 +13,19 @@ from aiohttp import web
 from gateway import hookimpl
 from gateway.callbacks import CallbackRoute
 from gateway.plugins import Plugins
+from gateway.testing import serving
 from plugins.sms import plugin as sms_plugin
+from plugins.sms.fake import FakeSms, make_app
 from tests.gateway_fixtures import unique
-from tests.test_sms_receipts import BAD_PHONE, OK_PHONE, TOKEN, account_config, setup
+from tests.test_sms_receipts import (
+    BAD_PHONE,
+    KEY_ID,
+    OK_PHONE,
+    SECRET,
+    TOKEN,
+    account_config,
+    setup,
+)
 
 __all__ = ["setup"]  # the fixture: a gateway with an SMS account on the fake provider
 
@@ -99,3 +110,28 @@ async def test_the_token_in_a_callback_url_never_reaches_the_logs(make_gateway, 
     assert status == 403
     assert "/callbacks/boom/acct/***" in caplog.text  # the failure is logged, masked
     assert TOKEN not in caplog.text
+
+
+async def test_allowed_receipt_addresses_are_checked_on_the_forwarded_caller(make_gateway):
+    fake = FakeSms(keys={KEY_ID: SECRET})
+    async with serving(make_app(fake)) as url:
+        gw = await make_gateway(
+            plugins=Plugins.load(extra=[("sms", sms_plugin)]), trusted_proxies="127.0.0.1"
+        )
+        name = unique("sms-ips")
+        config = account_config(url, receipt_ips=["203.0.113.0/24"])
+        status, body = await gw.post(
+            "/api/v1/accounts", {"channel": "sms", "name": name, "config": config}
+        )
+        assert status == 201, body
+        callback = f"{gw.url}/callbacks/sms/aliyun/{name}/{TOKEN}"
+        reports = json.dumps([{"phone_number": OK_PHONE, "biz_id": "1^0", "success": True}])
+        answers = []
+        for forwarded in ("203.0.113.7", "198.51.100.1", "203.0.113.7, 198.51.100.1"):
+            headers = {"Content-Type": "application/json", "X-Forwarded-For": forwarded}
+            async with (
+                aiohttp.ClientSession() as http,
+                http.post(callback, data=reports, headers=headers) as answer,
+            ):
+                answers.append(answer.status)
+        assert answers == [200, 403, 403]  # the proxy saw 198.51.100.1 in the last case

@@ -8,7 +8,8 @@ allows:
 1. ``{account}`` must be an account of the route's channel whose ``receipt_token`` (a secret,
    sealed at rest) equals ``{token}`` — compared in constant time; an account without a token
    takes no receipts;
-2. when the account lists ``receipt_ips``, the caller's address must be in one of them;
+2. when the account lists ``receipt_ips``, the caller's address must be in one of them
+   (``X-Forwarded-For`` counts from a proxy in ``MSGGATE_TRUSTED_PROXIES``);
 3. a receipt only changes a delivery of that account whose provider id (and number, where the
    push names one) it names, so a forged receipt for an id we never got changes nothing, and
    one account's token cannot settle another account's deliveries.
@@ -92,12 +93,12 @@ def china_time(value: object) -> dt.datetime | None:
         return None
 
 
-def _allowed(remote: str | None, cidrs: list[str]) -> bool:
+def _allowed(
+    address: ipaddress.IPv4Address | ipaddress.IPv6Address | None, cidrs: list[str]
+) -> bool:
     if not cidrs:
         return True
-    try:
-        address = ipaddress.ip_address(remote or "")
-    except ValueError:
+    if address is None:
         return False
     return any(address in ipaddress.ip_network(c, strict=False) for c in cidrs)
 
@@ -127,8 +128,9 @@ async def verified_account(
     if not hmac.compare_digest(token.encode(), config.receipt_token.encode()):
         log.warning("%s receipt push for %r with a wrong token refused", product, name)
         return None, refused(403, NOT_ACCEPTED)
-    if not _allowed(request.remote, config.receipt_ips):
-        log.warning("%s receipt push for %r from %s refused", product, name, request.remote)
+    caller = receipts.caller(request)
+    if not _allowed(caller, config.receipt_ips):
+        log.warning("%s receipt push for %r from %s refused", product, name, caller)
         return None, refused(403, NOT_ACCEPTED)
     return account, None
 
