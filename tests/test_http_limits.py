@@ -216,3 +216,16 @@ async def test_behind_a_trusted_proxy_the_forwarded_address_is_the_one_counted(m
     # an IPv6 client counts by its /64: another address in it is the same client
     assert [await status(f"2001:db8::{n}") for n in (1, 2, 3, 4)] == [401, 401, 401, 429]
     assert await status("2001:db8:0:1::1") == 401
+
+
+async def test_a_burst_from_a_client_whose_key_is_not_checked_yet_queues_instead_of_429(
+    make_gateway,
+):
+    gw = await make_gateway(http_max_unauthenticated_per_address=2)
+    limits = gw.runner.app[REQUEST_LIMITS]
+    async with client_from("127.0.0.1", gw.api_key) as http:  # its key: new to this node
+        answers = await asyncio.gather(
+            *[status_of(http, gw.url + "/api/v1/accounts") for _ in range(30)]
+        )
+    assert [status for status, _, _ in answers] == [200] * 30
+    assert not limits.running and not limits.waiting  # every slot given back

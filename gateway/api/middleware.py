@@ -6,7 +6,7 @@ import logging
 
 from aiohttp import web
 
-from gateway.api.limits import REQUEST_LIMITS, TooMany, retry_after
+from gateway.api.limits import REQUEST_LIMITS, TooMany, key_checked, retry_after
 from gateway.api.routing import json_response
 from gateway.callbacks import CALLBACK_PREFIX
 from gateway.errors import GatewayError
@@ -55,6 +55,7 @@ async def _answer(request: web.Request, handler) -> web.StreamResponse:
             request[API_KEY] = await request.app[SERVICES].api_keys.check(
                 request.headers.get("Authorization")
             )
+            key_checked(request)
         return await handler(request)
     except GatewayError as exc:
         return json_response(error_body(exc.code, exc.message, exc.field), exc.status)
