@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
+from admin import refusals
 from admin.app import PREFIX as CONSOLE_PREFIX
 from admin.app import install as install_console
 from gateway.api import middleware, relay, routing, v1  # noqa: F401  (v1, relay: routes)
@@ -44,6 +45,7 @@ def create_app(
         settings.http_failure_window,
         trusted,
         uncounted=CONSOLE_PREFIX,
+        pages={CONSOLE_PREFIX: refusals.too_many},
     )
     app[CONNECTION_GATE] = ConnectionGate(
         file_limit_cap(settings.http_max_connections, settings.smtp_max_connections),

@@ -195,6 +195,9 @@ async def test_an_address_refused_too_often_is_answered_429_before_any_work(make
         assert 500 < int(headers["Retry-After"]) <= 600
         async with client_from("127.0.0.1") as no_key:  # console and callbacks alike
             assert (await status_of(no_key, gw.url + "/api/v1/health"))[0] == 429
+            async with no_key.get(gw.url + "/admin/login") as page:  # in the console's language
+                assert page.status == 429 and int(page.headers["Retry-After"]) > 500
+                assert "请求过多" in await page.text() and "127.0.0.1" in await page.text()
         # the owner of a valid key from that address, and everyone elsewhere, are unaffected
         assert (await status_of(known, gw.url + "/api/v1/accounts"))[0] == 200
     async with client_from(OTHER, "mg_guess-0") as elsewhere:

@@ -8,7 +8,7 @@ answered 429 before any work (no database look-up) until the oldest of those ref
 the window. A caller with a valid key that this node has seen in the last seconds passes both,
 so hammering from one address never takes request slots or database time from authenticated
 callers elsewhere. The console's own refusals under ``uncounted`` (a wrong password, a role's
-403) are left to its login throttle.
+403) are left to its login throttle; ``pages`` answer the 429 in a front end's own way.
 
 The address is the caller's as the access list sees it (``X-Forwarded-For`` only from a
 proxy in ``MSGGATE_TRUSTED_PROXIES``); an IPv6 caller counts by its /64, which one host
@@ -23,7 +23,7 @@ import logging
 import math
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 
 from aiohttp import web
 
@@ -51,6 +51,10 @@ class TooMany(Exception):
         super().__init__(message)
         self.message = message
         self.retry_after = retry_after
+        self.address = ""  # the caller's, as counted (set by RequestLimits.screen)
+
+
+Refusal = Callable[[web.Request, TooMany], web.StreamResponse]
 
 
 class RequestLimits:
@@ -63,9 +67,11 @@ class RequestLimits:
         window: float,
         trusted_proxies: Sequence[Network] = (),
         uncounted: str | None = None,
+        pages: Mapping[str, Refusal] | None = None,
     ) -> None:
         self.max_concurrent = max_concurrent
         self.uncounted = uncounted
+        self.pages = dict(pages or {})  # path prefix -> its own 429 (the console's, in HTML)
         self.max_failures = max_failures
         self.window = window
         self.trusted_proxies = tuple(trusted_proxies)
@@ -167,7 +173,7 @@ class RequestLimits:
         request: web.Request,
         known: bool,
         answer: Callable[[], Awaitable[web.StreamResponse]],
-        refuse: Callable[[TooMany], web.StreamResponse],
+        refuse: Refusal,
     ) -> web.StreamResponse:
         """``answer()`` within the caller's budgets, or ``refuse(TooMany)`` (a 429).
 
@@ -180,8 +186,10 @@ class RequestLimits:
         try:
             self.check_failures(key)
             await self.enter(key)
-        except TooMany as exc:
-            return refuse(exc)  # not logged: a flood must not become a flood of log lines
+        except TooMany as exc:  # not logged: a flood must not become a flood of log lines
+            exc.address = str(key or "unknown")
+            pages = (p for prefix, p in self.pages.items() if request.path.startswith(prefix))
+            return next(pages, refuse)(request, exc)
         request[_SLOT] = slot = _Slot(self, key)
         status = 500
         try:

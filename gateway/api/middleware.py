@@ -40,7 +40,7 @@ async def guard(request: web.Request, handler) -> web.StreamResponse:
     )
 
 
-def _too_many(exc: TooMany) -> web.Response:
+def _too_many(request: web.Request, exc: TooMany) -> web.Response:
     return json_response(
         error_body("too_many_requests", exc.message), 429, {"Retry-After": retry_after(exc)}
     )
