@@ -13,7 +13,10 @@ from contextlib import asynccontextmanager, suppress
 from urllib.parse import urlsplit
 
 import aiohttp
+import pytest
+from aiohttp import web
 
+from gateway.api.connections import ConnectionGate, GatedSite
 from gateway.api.limits import REQUEST_LIMITS
 from gateway.testing import RunningGateway
 
@@ -232,3 +235,38 @@ async def test_a_burst_from_a_client_whose_key_is_not_checked_yet_queues_instead
         )
     assert [status for status, _, _ in answers] == [200] * 30
     assert not limits.running and not limits.waiting  # every slot given back
+
+
+def test_the_gate_answers_and_times_out_under_uvloop_as_msggate_serve_runs():
+    """``msggate serve`` runs on uvloop, whose transports differ from asyncio's."""
+    uvloop = pytest.importorskip("uvloop")
+
+    async def hello(request: web.Request) -> web.Response:
+        return web.Response(text="hello")
+
+    async def main() -> None:
+        app = web.Application()
+        app.router.add_get("/", hello)
+        runner = web.AppRunner(app)
+        await runner.setup()
+        site = GatedSite(runner, "127.0.0.1", 0, ConnectionGate(10, 1, header_timeout=0.5))
+        await site.start()
+        try:
+            first = await asyncio.open_connection("127.0.0.1", site.port)
+            second = await asyncio.open_connection("127.0.0.1", site.port)
+            status, _, body = await read_answer(second[0])  # over the address's one connection
+            assert status == 429 and b"too_many_connections" in body
+            assert await asyncio.wait_for(first[0].read(), DEADLINE) == b""  # no request: closed
+            reader, writer = await asyncio.open_connection("127.0.0.1", site.port)
+            writer.write(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            assert (await read_answer(reader))[0] == 200
+            for _, w in (first, second, (reader, writer)):
+                w.close()
+        finally:
+            await runner.cleanup()
+
+    loop = uvloop.new_event_loop()
+    try:
+        loop.run_until_complete(main())
+    finally:
+        loop.close()

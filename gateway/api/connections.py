@@ -19,6 +19,7 @@ import json
 import logging
 import resource
 from collections.abc import Callable, Sequence
+from typing import cast
 
 from aiohttp import web
 
@@ -127,8 +128,8 @@ class _Gated(asyncio.Protocol):
         answer = self.gate.admit(self.address)
         if answer is not None:
             self.inner = None
-            assert isinstance(transport, asyncio.WriteTransport)
-            transport.write(answer)
+            # uvloop's transports are not asyncio.WriteTransport subclasses: no isinstance here
+            cast(asyncio.WriteTransport, transport).write(answer)
             transport.close()
             return
         self.counted = True
