@@ -186,6 +186,11 @@ class RequestLimits:
         try:
             self.check_failures(key)
             await self.enter(key)
+            try:
+                self.check_failures(key)  # again: others may have failed while it queued
+            except TooMany:
+                self.leave(key)
+                raise
         except TooMany as exc:  # not logged: a flood must not become a flood of log lines
             exc.address = str(key or "unknown")
             pages = (p for prefix, p in self.pages.items() if request.path.startswith(prefix))
