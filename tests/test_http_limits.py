@@ -6,6 +6,7 @@ address (127.0.0.2) is still served.
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import json
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -17,7 +18,7 @@ import pytest
 from aiohttp import web
 
 from gateway.api.connections import ConnectionGate, GatedSite
-from gateway.api.limits import REQUEST_LIMITS
+from gateway.api.limits import REQUEST_LIMITS, RequestLimits, address_key
 from gateway.testing import RunningGateway
 
 OTHER = "127.0.0.2"  # another address of the loopback network, for the caller to protect
@@ -270,3 +271,29 @@ def test_the_gate_answers_and_times_out_under_uvloop_as_msggate_serve_runs():
         loop.run_until_complete(main())
     finally:
         loop.close()
+
+
+async def test_a_slot_given_back_goes_to_the_first_in_the_queue_without_overbooking():
+    limits = RequestLimits(max_concurrent=1, max_failures=3, window=60)
+    await limits.enter("a")
+    waiter = asyncio.ensure_future(limits.enter("a"))
+    await until(lambda: bool(limits.waiting.get("a")), "the second request queues")
+    limits.leave("a")  # handed over, not freed: a newcomer cannot slip in between
+    await waiter
+    assert limits.running == {"a": 1} and not limits.waiting
+    limits.leave("a")
+    assert limits.running == {}
+
+
+def test_an_ipv6_caller_counts_by_its_64_and_old_refusals_are_forgotten(monkeypatch):
+    one, same, other = (ipaddress.ip_address(a) for a in ("2001:db8::1", "2001:db8::ff", "::1"))
+    assert address_key(one) == address_key(same) != address_key(other)
+    limits = RequestLimits(max_concurrent=1, max_failures=2, window=60)
+    monkeypatch.setattr("gateway.api.limits.MAX_ADDRESSES", 3)
+    now = time.monotonic()
+    monkeypatch.setattr("gateway.api.limits.time.monotonic", lambda: now - 120)
+    for n in range(3):
+        limits._failed(ipaddress.ip_address(f"192.0.2.{n}"))
+    monkeypatch.setattr("gateway.api.limits.time.monotonic", lambda: now)
+    limits._failed(ipaddress.ip_address("192.0.2.9"))  # the table is full: expired ones go
+    assert list(limits.failures) == [ipaddress.ip_address("192.0.2.9")]
