@@ -27,7 +27,7 @@ from gateway.relay.access import Address, Network, covered, parse_address
 
 log = logging.getLogger(__name__)
 
-_END_OF_HEADERS = b"\r\n\r\n"
+_END_OF_HEADERS = (b"\r\n\r\n", b"\n\n")  # bare LF too: the parser may be lenient
 _RESERVED_FILES = 64  # descriptors kept for the database pool, logs, plugins' own clients
 
 
@@ -151,7 +151,7 @@ class _Gated(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         if self.deadline is not None:
             seen = self.tail + data
-            if _END_OF_HEADERS in seen:
+            if any(end in seen for end in _END_OF_HEADERS):
                 self.deadline.cancel()
                 self.deadline = None
                 self.tail = b""
