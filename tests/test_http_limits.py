@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import json
+import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager, suppress
@@ -297,3 +298,27 @@ def test_an_ipv6_caller_counts_by_its_64_and_old_refusals_are_forgotten(monkeypa
     monkeypatch.setattr("gateway.api.limits.time.monotonic", lambda: now)
     limits._failed(ipaddress.ip_address("192.0.2.9"))  # the table is full: expired ones go
     assert list(limits.failures) == [ipaddress.ip_address("192.0.2.9")]
+
+
+async def test_a_client_hanging_up_mid_body_is_not_reported_as_a_database_outage(
+    make_gateway, caplog
+):
+    gw = await make_gateway()
+    caplog.set_level(logging.INFO)
+    _, writer = await raw_connection(gw)
+    writer.write(
+        b"POST /api/v1/messages HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        + f"Authorization: Bearer {gw.api_key}\r\nContent-Length: 1000\r\n\r\n".encode()
+        + b'{"channel": "em'
+    )
+    await writer.drain()
+    limits = gw.runner.app[REQUEST_LIMITS]
+    await until(lambda: not limits.running, "the key checked out: the request reads its body")
+    await asyncio.sleep(0.2)  # let it start reading: we check the log, not a timing
+    writer.close()
+    await until(
+        lambda: "went away" in caplog.text or "database unavailable" in caplog.text,
+        "the hang-up is logged",
+    )
+    assert "database unavailable" not in caplog.text
+    assert (await gw.get("/api/v1/health"))[0] == 200

@@ -67,6 +67,10 @@ async def _answer(request: web.Request, handler) -> web.StreamResponse:
         )
         return json_response(error_body(code, exc.reason), exc.status)
     except UNAVAILABLE as exc:
+        if request.transport is None or request.transport.is_closing():
+            # the caller hung up (mid-body, say): not the database, and nobody reads an answer
+            log.info("%s %s: the client went away: %r", request.method, request_path(request), exc)
+            return web.Response(status=400)
         log.warning("%s %s: database unavailable: %r", request.method, request_path(request), exc)
         return json_response(
             error_body(
