@@ -1,4 +1,4 @@
-"""The API middleware: the access list, API keys, and errors as JSON."""
+"""The API middleware: per-address limits, the access list, API keys, and errors as JSON."""
 
 from __future__ import annotations
 
