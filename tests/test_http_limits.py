@@ -9,6 +9,8 @@ import asyncio
 import ipaddress
 import json
 import logging
+import subprocess
+import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager, suppress
@@ -322,3 +324,16 @@ async def test_a_client_hanging_up_mid_body_is_not_reported_as_a_database_outage
     )
     assert "database unavailable" not in caplog.text
     assert (await gw.get("/api/v1/health"))[0] == 200
+
+
+def test_the_connection_cap_fits_under_the_open_file_limit():
+    """Run in a child process: it changes its own open-file limit."""
+    code = (
+        "import resource; from gateway.api.connections import file_limit_cap as cap;"
+        "resource.setrlimit(resource.RLIMIT_NOFILE, (256, 600));"
+        "print(cap(1000, 500), resource.getrlimit(resource.RLIMIT_NOFILE)[0]);"
+        "print(cap(100, 50))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    # raised to the hard limit 600, which leaves 600 - 500 - 64 for HTTP; then room enough
+    assert out.stdout.split() == ["36", "600", "100"]

@@ -42,9 +42,18 @@ def refusal(status: int, reason: str, code: str, message: str, retry_after: int)
 
 
 def file_limit_cap(wanted: int, other_connections: int) -> int:
-    """``wanted``, lowered so that it and ``other_connections`` (the SMTP listener's cap) fit
-    under the process's open-file limit with some to spare."""
-    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    """``wanted``, lowered if need be so that it and ``other_connections`` (the SMTP listener's
+    cap) fit under the process's open-file limit with some to spare. The soft limit is raised
+    towards the hard one first, as Go and nginx do: the hard limit is the administrator's."""
+    needed = wanted + other_connections + _RESERVED_FILES
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != resource.RLIM_INFINITY and soft < needed:
+        raised = needed if hard == resource.RLIM_INFINITY else min(needed, hard)
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (raised, hard))
+            soft = raised
+        except (ValueError, OSError) as exc:
+            log.warning("cannot raise the open-file limit from %d to %d: %s", soft, raised, exc)
     if soft == resource.RLIM_INFINITY:
         return wanted
     room = max(16, soft - other_connections - _RESERVED_FILES)
