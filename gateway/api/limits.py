@@ -71,7 +71,7 @@ class RequestLimits:
     ) -> None:
         self.max_concurrent = max_concurrent
         self.uncounted = uncounted
-        self.pages = dict(pages or {})  # path prefix -> its own 429 (the console's, in HTML)
+        self.pages = dict(pages or {})  # path prefix -> its own 429 (the console: its language)
         self.max_failures = max_failures
         self.window = window
         self.trusted_proxies = tuple(trusted_proxies)
