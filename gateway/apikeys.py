@@ -12,6 +12,7 @@ from gateway.store import Store
 
 PREFIX = "mg_"
 CACHE_SECONDS = 10.0
+MAX_CACHED = 10_000  # headers per cache; past this it starts over
 
 
 def key_hash(key: str) -> bytes:
@@ -24,7 +25,10 @@ class ApiKeys:
 
     def __init__(self, store: Store) -> None:
         self.store = store
-        self._cache: dict[str, tuple[float, ApiKey | None]] = {}
+        # Valid and refused headers are cached apart, so a flood of made-up keys can only ever
+        # evict other made-up keys, never the callers we know.
+        self._known: dict[str, tuple[float, ApiKey]] = {}
+        self._refused: dict[str, float] = {}
 
     async def create(self, name: str) -> tuple[ApiKey, str]:
         name = name.strip()
@@ -41,8 +45,13 @@ class ApiKeys:
         record = await self.store.revoke_api_key(name)
         if record is None:
             raise NotFound(f"no active API key named {name!r}", "name")
-        self._cache.clear()
+        self._known.clear()
         return record
+
+    def known(self, authorization: str | None) -> bool:
+        """Whether the header holds a key found valid within the last seconds (no I/O)."""
+        hit = self._known.get(authorization or "")
+        return hit is not None and hit[0] >= time.monotonic()
 
     async def check(self, authorization: str | None) -> ApiKey:
         """The key behind an ``Authorization: Bearer`` header, or Unauthorized.
@@ -51,16 +60,21 @@ class ApiKeys:
         """
         header = authorization or ""
         now = time.monotonic()
-        hit = self._cache.get(header)
-        if hit is None or hit[0] < now:
-            digest = key_hash(_bearer_key(header))
-            if len(self._cache) > 10_000:
-                self._cache.clear()
-            hit = (now + CACHE_SECONDS, await self.store.api_key_by_hash(digest))
-            self._cache[header] = hit
-        if hit[1] is None:
+        hit = self._known.get(header)
+        if hit is not None and hit[0] >= now:
+            return hit[1]
+        refused_until = self._refused.get(header)
+        if refused_until is not None and refused_until >= now:
             raise Unauthorized("unknown or revoked API key")
-        return hit[1]
+        record = await self.store.api_key_by_hash(key_hash(_bearer_key(header)))
+        cache = self._known if record is not None else self._refused
+        if len(cache) > MAX_CACHED:
+            cache.clear()
+        if record is None:
+            self._refused[header] = now + CACHE_SECONDS
+            raise Unauthorized("unknown or revoked API key")
+        self._known[header] = (now + CACHE_SECONDS, record)
+        return record
 
 
 def _bearer_key(header: str) -> str:

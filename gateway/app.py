@@ -6,18 +6,24 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
+from admin import refusals
+from admin.app import PREFIX as CONSOLE_PREFIX
 from admin.app import install as install_console
 from gateway.api import middleware, relay, routing, v1  # noqa: F401  (v1, relay: routes)
+from gateway.api.connections import ConnectionGate, GatedSite, file_limit_cap
+from gateway.api.limits import REQUEST_LIMITS, RequestLimits
 from gateway.api.openapi import openapi_document
 from gateway.api.routing import Handler
 from gateway.callbacks import CALLBACK_PREFIX, CallbackRoute
 from gateway.config import Settings
 from gateway.plugins import Plugins
+from gateway.relay.access import parse_networks
 from gateway.relay.listener import relay_listener_ctx
 from gateway.runtime import open_services
 from gateway.services import SERVICES
 
 MAX_BODY = 8 * 1024 * 1024
+CONNECTION_GATE = web.AppKey("connection_gate", ConnectionGate)
 
 
 async def openapi(request: web.Request) -> web.Response:
@@ -30,6 +36,22 @@ def create_app(
     app = web.Application(
         middlewares=[middleware.guard],
         client_max_size=MAX_BODY,
+        handler_args={"keepalive_timeout": settings.http_keepalive_timeout},
+    )
+    trusted = parse_networks(settings.trusted_proxies)
+    app[REQUEST_LIMITS] = RequestLimits(
+        settings.http_max_unauthenticated_per_address,
+        settings.http_max_failures_per_address,
+        settings.http_failure_window,
+        trusted,
+        uncounted=CONSOLE_PREFIX,
+        pages={CONSOLE_PREFIX: refusals.too_many},
+    )
+    app[CONNECTION_GATE] = ConnectionGate(
+        file_limit_cap(settings.http_max_connections, settings.smtp_max_connections),
+        settings.http_max_connections_per_address,
+        settings.http_header_timeout,
+        trusted,
     )
     plugins = plugins or Plugins.load()
 
@@ -46,6 +68,11 @@ def create_app(
     for route in plugins.callback_routes():
         app.router.add_route(route.method, CALLBACK_PREFIX + route.path, _callback(route))
     return app
+
+
+def http_site(runner: web.AppRunner, host: str, port: int) -> web.TCPSite:
+    """The HTTP listener of an app from :func:`create_app`, behind its connection budget."""
+    return GatedSite(runner, host, port, runner.app[CONNECTION_GATE], reuse_address=True)
 
 
 def _callback(route: CallbackRoute) -> Handler:

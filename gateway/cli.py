@@ -88,13 +88,13 @@ async def _serve(settings: Settings) -> None:
 
 async def _start(runner: web.AppRunner, settings: Settings) -> None:
     """Start the application and its HTTP site, run the first-run set-up, print the banner."""
-    from aiohttp import web
 
+    from gateway.app import http_site
     from gateway.bootstrap import banner, first_run, save_secrets
     from gateway.services import SERVICES
 
     await runner.setup()
-    site = web.TCPSite(runner, settings.http_host, settings.http_port, reuse_address=True)
+    site = http_site(runner, settings.http_host, settings.http_port)
     try:
         await site.start()
     except OSError as exc:

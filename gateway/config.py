@@ -47,6 +47,14 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     auth_failures_per_user_address: int = 5
     auth_failures_per_address: int = 30
     auth_failures_per_user: int = 30
+    # HTTP connections and callers without a valid API key (gateway/api/connections, limits)
+    http_max_connections: int = 1000
+    http_max_connections_per_address: int = 100
+    http_header_timeout: float = 10.0  # a new connection's first request, headers complete
+    http_keepalive_timeout: float = 75.0  # an idle kept-alive connection; the next headers
+    http_max_unauthenticated_per_address: int = 16  # requests at once
+    http_max_failures_per_address: int = 30  # 401/403 answers per window, then 429
+    http_failure_window: float = 60.0
     config: str | None = None  # TOML file (the relay's routing table)
     database_url: str | None = None
     redis_url: str | None = None
@@ -144,6 +152,13 @@ _RULES: dict[str, tuple[Any, Any, str]] = {
     "auth_failures_per_address": _POSITIVE_INT,
     "auth_failures_per_user": _POSITIVE_INT,
     "trusted_proxies": (str, _cidrs, "comma-separated IP addresses or CIDR ranges"),
+    "http_max_connections": _POSITIVE_INT,
+    "http_max_connections_per_address": _POSITIVE_INT,
+    "http_header_timeout": _POSITIVE_FLOAT,
+    "http_keepalive_timeout": _POSITIVE_FLOAT,
+    "http_max_unauthenticated_per_address": _POSITIVE_INT,
+    "http_max_failures_per_address": _POSITIVE_INT,
+    "http_failure_window": _POSITIVE_FLOAT,
     "config": (str, os.path.isfile, "the path of an existing TOML file"),
 }
 

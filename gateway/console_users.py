@@ -26,6 +26,7 @@ from msgspec import Meta
 from gateway.console_store import ConsoleStore, ConsoleUserRow, SessionRow
 from gateway.errors import Conflict, Invalid, NotFound, Unauthorized
 from gateway.passwords import PASSWORDS, Passwords
+from gateway.sql import contains
 from gateway.store import Store
 from gateway.throttle import Throttle
 
@@ -152,7 +153,7 @@ class ConsoleUsers:
     async def list(self, search: str | None = None) -> list[ConsoleUserRow]:
         pattern = None
         if search and search.strip():
-            pattern = "%" + like_escape(search.strip()[:64]) + "%"
+            pattern = contains(search.strip()[:64])
         return await self.store.list_users(pattern)
 
     async def get(self, user_id: int) -> ConsoleUserRow:
@@ -296,8 +297,3 @@ class ConsoleUsers:
     async def logout(self, token: str | None) -> None:
         if token and len(token) <= 100:
             await self.store.delete_session(token_hash(token))
-
-
-def like_escape(text: str) -> str:
-    """``text`` with LIKE's wildcards escaped (backslash is the default escape character)."""
-    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")

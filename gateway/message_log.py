@@ -12,8 +12,8 @@ import uuid
 import msgspec
 
 from gateway.console_store import ConsoleStore, LogRow, Overview
-from gateway.console_users import like_escape
 from gateway.errors import Invalid
+from gateway.sql import contains
 
 STATUSES = ("queued", "sending", "retrying", "sent", "failed", "delivered", "undelivered")
 MAX_TEXT = 200
@@ -65,7 +65,7 @@ class MessageLog:
             text = text.strip()
             if len(text) > MAX_TEXT:
                 raise Invalid(f"search text has at most {MAX_TEXT} characters", "text")
-            pattern = "%" + like_escape(text) + "%"
+            pattern = contains(text)
             provider_id = text
             try:
                 exact_id = uuid.UUID(text)

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from aiohttp import web
 
 from gateway.accounts import Accounts
 from gateway.channel import AccountRef
 from gateway.events import DeliveryEvent
 from gateway.model import Receipt
 from gateway.plugins import Plugins
+from gateway.relay.access import Address, Network, client_address
 from gateway.store import Store
 
 log = logging.getLogger(__name__)
@@ -23,10 +27,23 @@ class Receipts:
     hands the receipts to :meth:`record`.
     """
 
-    def __init__(self, store: Store, plugins: Plugins, accounts: Accounts) -> None:
+    def __init__(
+        self,
+        store: Store,
+        plugins: Plugins,
+        accounts: Accounts,
+        trusted_proxies: Sequence[Network] = (),
+    ) -> None:
         self.store = store
         self.plugins = plugins
         self.accounts = accounts
+        self.trusted_proxies = tuple(trusted_proxies)
+
+    def caller(self, request: web.Request) -> Address | None:
+        """The address a push came from, for checking it against an account's allowed
+        addresses: ``X-Forwarded-For`` counts only from a proxy in MSGGATE_TRUSTED_PROXIES."""
+        forwarded = request.headers.getall("X-Forwarded-For", [])
+        return client_address(request.remote, forwarded, self.trusted_proxies)
 
     async def account(self, name: str) -> AccountRef | None:
         """The account named ``name`` as its channel sees it, or None if there is none.
@@ -38,6 +55,8 @@ class Receipts:
         for a sandbox account (which sends nothing, so gets no receipts) and for an account
         whose channel is not loaded.
         """
+        if unstorable_text(name) is not None:
+            return None  # no account has such a name; asking the database would only fail
         row = await self.store.account_by_name(name)
         if row is None:
             return None
@@ -48,8 +67,19 @@ class Receipts:
         """Update the deliveries the receipts name; return how many matched.
 
         A receipt with an ``account`` settles only a delivery of a message sent through that
-        account: set it to the account the push was verified for.
+        account: set it to the account the push was verified for. A receipt the database
+        cannot store (see :func:`unstorable`) is left out with a warning, never failing the
+        others; a route that answers per item checks with :func:`unstorable` first.
         """
+        storable = [r for r in receipts if unstorable(r) is None]
+        if len(storable) < len(receipts):
+            log.warning(
+                "%s: %d of %d receipts left out: text the database cannot store",
+                channel,
+                len(receipts) - len(storable),
+                len(receipts),
+            )
+        receipts = storable
         if not receipts:
             return 0
         events = await self.store.record_receipts(channel, receipts)
@@ -65,3 +95,44 @@ class Receipts:
                 len(receipts),
             )
         return len(events)
+
+
+MAX_DEPTH = 32  # receipts' details are flat; deeper is garbage (and would exhaust the stack)
+
+
+def unstorable_text(value: Any, where: str = "", depth: int = 0) -> str | None:
+    """Why ``value`` (text, or JSON of it) cannot be stored — a NUL character or broken
+    Unicode (a lone surrogate from a ``\\ud800`` escape) — naming where; None if it can."""
+    if depth > MAX_DEPTH:
+        return f"{where} is nested too deeply"
+    if isinstance(value, str):
+        if "\x00" in value:
+            return f"{where or 'text'} contains a NUL character"
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return f"{where or 'text'} is not valid Unicode"
+        return None
+    if isinstance(value, dict):
+        items: Iterable[tuple[Any, Any]] = value.items()
+    elif isinstance(value, list | tuple):
+        items = enumerate(value)
+    else:
+        return None
+    for key, item in items:
+        inner = f"{where}.{key}" if where else str(key)
+        why = unstorable_text(key, f"{where or 'detail'} key") or unstorable_text(
+            item, inner, depth + 1
+        )
+        if why is not None:
+            return why
+    return None
+
+
+def unstorable(receipt: Receipt) -> str | None:
+    """Why the database cannot store ``receipt``, naming the field; None if it can."""
+    for field in ("provider_id", "recipient", "code", "reason", "account"):
+        why = unstorable_text(getattr(receipt, field), field)
+        if why is not None:
+            return why
+    return unstorable_text(receipt.detail, "detail")

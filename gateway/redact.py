@@ -15,6 +15,7 @@ from collections.abc import Iterable
 from typing import TypeVar
 
 import msgspec
+from aiohttp import web
 
 log = logging.getLogger(__name__)
 
@@ -47,3 +48,20 @@ def redact_outcome(outcome: _O, secrets: Iterable[str | None]) -> _O:
             if clean != value:
                 changes[field] = clean
     return msgspec.structs.replace(outcome, **changes) if changes else outcome
+
+
+SECRET_PARAMS = ("token", "secret", "key", "password", "sign")
+
+
+def request_path(request: web.Request) -> str:
+    """The request's path for a log line, path parameters named like a secret (a receipt
+    ``{token}``) shown as ``***``: providers' callback URLs carry their credential."""
+    resource = request.match_info.route.resource
+    info = request.match_info
+    if resource is None or not any(s in k.lower() for k in info for s in SECRET_PARAMS):
+        return request.path
+    shown = {k: MASK if any(s in k.lower() for s in SECRET_PARAMS) else v for k, v in info.items()}
+    try:
+        return resource.canonical.format_map(shown)
+    except (KeyError, IndexError, ValueError):
+        return resource.canonical

@@ -140,14 +140,14 @@ async def start_gateway(
     It loads the installed plugins unless ``plugins`` is given and runs its dispatcher unless
     ``dispatch`` is False. The caller must ``await gateway.close()``.
     """
-    from gateway.app import create_app
+    from gateway.app import create_app, http_site
     from gateway.services import SERVICES
 
     app = create_app(settings, plugins=plugins, dispatch=dispatch)
     runner = web.AppRunner(app, access_log=None)
     try:
         await runner.setup()  # inside: a failed start still closes what did start
-        site = web.TCPSite(runner, "127.0.0.1", 0)
+        site = http_site(runner, "127.0.0.1", 0)
         await site.start()
         port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
         services = app[SERVICES]

@@ -18,6 +18,7 @@ from gateway.migrate import migrate
 from gateway.plugins import Plugins
 from gateway.ratelimit import rate_limiter
 from gateway.receipts import Receipts
+from gateway.relay.access import parse_networks
 from gateway.relay.services import open_relay
 from gateway.services import Services
 from gateway.store import Store
@@ -50,7 +51,7 @@ async def open_services(
             store, plugins, settings.accept_batch, accept_timeout=settings.accept_timeout_seconds
         )
         limiter = rate_limiter(settings.redis_url)
-        receipts = Receipts(store, plugins, accounts)
+        receipts = Receipts(store, plugins, accounts, parse_networks(settings.trusted_proxies))
         services = Services(settings, store, plugins, accounts, messages, ApiKeys(store), receipts)
         task = None
         if dispatch:

@@ -25,7 +25,7 @@ from gateway.model import (
     SandboxRow,
 )
 from gateway.sql import QUERIES as Q
-from gateway.sql import load_queries
+from gateway.sql import contains, load_queries
 from gateway.storable import NUL_IN_JSON, unstorable
 
 THROTTLE_Q = load_queries("throttle.sql")
@@ -351,7 +351,8 @@ class Store:
         return AccountRow(**dict(row)) if row else None
 
     async def list_accounts(self, channel: str | None, search: str | None) -> list[AccountRow]:
-        return _rows(AccountRow, await self.pool.fetch(Q["list_accounts"], channel, search))
+        records = await self.pool.fetch(Q["list_accounts"], channel, contains(search))
+        return _rows(AccountRow, records)
 
     async def update_account(
         self, name: str, config: dict, secrets: bytes | None, revision: int

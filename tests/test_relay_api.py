@@ -87,13 +87,15 @@ async def test_access_rules_api(isolated):
 async def test_http_caller_outside_the_access_list_gets_403_but_health_answers(isolated):
     proxy_view = await isolated(trusted_proxies="127.0.0.1")
     direct = await isolated()
-    status, rule = await direct.post("/api/v1/access-rules", {"name": "lan", "cidr": "10.0.0.0/8"})
+    inside = {"X-Forwarded-For": "10.1.2.3"}
+    status, rule = await proxy_view.request(  # from inside: nobody may shut themselves out
+        "POST", "/api/v1/access-rules", json={"name": "lan", "cidr": "10.0.0.0/8"}, headers=inside
+    )
     assert status == 201
     status, body = await direct.get("/api/v1/accounts")  # 127.0.0.1 is not in 10/8
     assert status == 403 and body["error"]["code"] == "forbidden"
     assert "127.0.0.1" in body["error"]["message"]
     assert (await direct.get("/api/v1/health"))[0] == 200
-    inside = {"X-Forwarded-For": "10.1.2.3"}
     # a forwarded address counts only from a trusted proxy
     assert (await direct.get("/api/v1/accounts", headers=inside))[0] == 403
     assert (await proxy_view.get("/api/v1/accounts", headers=inside))[0] == 200
@@ -132,8 +134,11 @@ async def test_client_in_the_access_list_relays_without_auth(isolated, tmp_path)
 async def test_outside_a_non_empty_access_list_even_auth_does_not_relay(isolated, tmp_path):
     relay = await start_relay(isolated, tmp_path, trusted_proxies="127.0.0.1")
     user = await relay.user()
-    status, rule = await relay.gw.post(
-        "/api/v1/access-rules", {"name": "lan", "cidr": "10.0.0.0/8"}
+    status, rule = await relay.gw.request(
+        "POST",
+        "/api/v1/access-rules",
+        json={"name": "lan", "cidr": "10.0.0.0/8"},
+        headers={"X-Forwarded-For": "10.0.0.1"},  # from inside: nobody may shut themselves out
     )
     assert status == 201
     try:

@@ -1,8 +1,8 @@
 """系统设置 → 访问控制: the IP / CIDR allow-list of the HTTP API and the SMTP relay.
 
 The rules live in the relay's access-list service (shared with /api/v1/access-rules). The
-console is behind the same list, so a change that would shut out the operator's own address
-is refused here with the reason, rather than locking them out.
+console is behind the same list: the service refuses a change that would shut out the
+operator's own address (LockOut), and this page says why in the operator's language.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from admin.routing import ADMIN, ANY, route
 from admin.session import client_ip
 from admin.views.common import confirm, query_text, relay
 from gateway.errors import GatewayError, Invalid, NotFound, split_validation_error
-from gateway.relay.access import AccessRuleIn, covered, parse_address, parse_network
+from gateway.relay.access import AccessRuleIn, LockOut, covered, parse_address
 
 
 def decode_rule(name: str, cidr: str) -> AccessRuleIn:
@@ -66,14 +66,12 @@ async def create(request: web.Request) -> web.StreamResponse:
     access = relay(request).access
     try:
         body = decode_rule(posted.get("name", "").strip(), posted.get("cidr", "").strip())
-        network = parse_network(body.cidr)
-        networks = await access.networks()
-        me = parse_address(client_ip(request))
-        if not covered(me, (*networks, network)):
-            raise Invalid(t("access.would_lock_out", address=client_ip(request)), "cidr")
-        rule = await access.create(body)
+        rule = await access.create(body, parse_address(client_ip(request)))
     except GatewayError as exc:
-        form.fail(exc, t, {"name", "cidr"})
+        if isinstance(exc, LockOut):  # the service's reason, in the operator's language
+            form.errors["cidr"] = t("access.would_lock_out", address=client_ip(request))
+        else:
+            form.fail(exc, t, {"name", "cidr"})
         return render(
             request,
             "access/form.html",
@@ -110,17 +108,16 @@ async def delete(request: web.Request) -> web.StreamResponse:
     )
     if page is not None:
         return page
-    rest = [parse_network(r.cidr) for r in rules if r.id != rule_id]
-    me = parse_address(client_ip(request))
-    if rest and not covered(me, rest):
+    try:
+        await access.delete(rule_id, parse_address(client_ip(request)))
+    except LockOut:
         raise redirect(
             request,
             "access.list",
             "notice.delete_refused",
             "error",
             notice_args={"reason": t("access.would_lock_out", address=client_ip(request))},
-        )
-    await access.delete(rule_id)
+        ) from None
     raise redirect(
         request,
         "access.list",

@@ -1,4 +1,4 @@
-"""The API middleware: the access list, API keys, and errors as JSON."""
+"""The API middleware: per-address limits, the access list, API keys, and errors as JSON."""
 
 from __future__ import annotations
 
@@ -6,9 +6,11 @@ import logging
 
 from aiohttp import web
 
+from gateway.api.limits import REQUEST_LIMITS, TooMany, key_checked, retry_after
 from gateway.api.routing import json_response
 from gateway.callbacks import CALLBACK_PREFIX
 from gateway.errors import GatewayError
+from gateway.redact import request_path
 from gateway.relay.access import client_address
 from gateway.services import SERVICES
 from gateway.store import UNAVAILABLE
@@ -29,8 +31,22 @@ def error_body(code: str, message: str, field: str | None = None) -> dict:
 
 @web.middleware
 async def guard(request: web.Request, handler) -> web.StreamResponse:
-    """The one API middleware (each extra layer costs every request): the access list, the API
-    key, then the handler, with every refusal or failure turned into a JSON error."""
+    """The one API middleware (each extra layer costs every request): the per-address budgets
+    of callers without a known key, the access list, the API key, then the handler, with every
+    refusal or failure turned into a JSON error."""
+    known = request.config_dict[SERVICES].api_keys.known(request.headers.get("Authorization"))
+    return await request.config_dict[REQUEST_LIMITS].screen(
+        request, known, lambda: _answer(request, handler), _too_many
+    )
+
+
+def _too_many(request: web.Request, exc: TooMany) -> web.Response:
+    return json_response(
+        error_body("too_many_requests", exc.message), 429, {"Retry-After": retry_after(exc)}
+    )
+
+
+async def _answer(request: web.Request, handler) -> web.StreamResponse:
     try:
         path = request.path
         if path != HEALTH and not path.startswith(CALLBACK_PREFIX + "/"):
@@ -39,6 +55,7 @@ async def guard(request: web.Request, handler) -> web.StreamResponse:
             request[API_KEY] = await request.app[SERVICES].api_keys.check(
                 request.headers.get("Authorization")
             )
+            key_checked(request)
         return await handler(request)
     except GatewayError as exc:
         return json_response(error_body(exc.code, exc.message, exc.field), exc.status)
@@ -50,7 +67,11 @@ async def guard(request: web.Request, handler) -> web.StreamResponse:
         )
         return json_response(error_body(code, exc.reason), exc.status)
     except UNAVAILABLE as exc:
-        log.warning("%s %s: database unavailable: %r", request.method, request.path, exc)
+        if request.transport is None or request.transport.is_closing():
+            # the caller hung up (mid-body, say): not the database, and nobody reads an answer
+            log.info("%s %s: the client went away: %r", request.method, request_path(request), exc)
+            return web.Response(status=400)
+        log.warning("%s %s: database unavailable: %r", request.method, request_path(request), exc)
         # A connection lost or a deadline passed mid-commit may still have committed: say
         # how to retry safely rather than promise that nothing was accepted.
         message = (
@@ -59,7 +80,7 @@ async def guard(request: web.Request, handler) -> web.StreamResponse:
         )
         return json_response(error_body("unavailable", message), 503, headers={"Retry-After": "5"})
     except Exception:
-        log.exception("%s %s failed", request.method, request.path)
+        log.exception("%s %s failed", request.method, request_path(request))
         return json_response(error_body("internal", "internal error; it has been logged"), 500)
 
 

@@ -8,7 +8,7 @@ from aiohttp import web
 
 from gateway.api.routing import route
 from gateway.errors import NotFound, Unavailable
-from gateway.relay.access import AccessRuleIn, AccessRuleView
+from gateway.relay.access import AccessRuleIn, AccessRuleView, Address, client_address
 from gateway.relay.services import RelayServices
 from gateway.relay.users import RelayUserIn, RelayUserView
 from gateway.services import SERVICES
@@ -21,6 +21,12 @@ def _relay(request: web.Request) -> RelayServices:
     if relay is None:
         raise Unavailable("the SMTP relay is not set up in this process")
     return relay
+
+
+def _caller(request: web.Request, relay: RelayServices) -> Address | None:
+    """Who is changing the access list, as the list itself sees them."""
+    forwarded = request.headers.getall("X-Forwarded-For", [])
+    return client_address(request.remote, forwarded, relay.trusted_proxies)
 
 
 @route(
@@ -48,13 +54,15 @@ async def delete_relay_user(request: web.Request) -> None:
 @route(
     "POST",
     "/api/v1/access-rules",
-    "Allow an address range (a bare IP is one host); once any exist, others are refused",
+    "Allow an address range (a bare IP is one host); once any exist, others are refused. "
+    "409 would_lock_out if the list would then leave out the caller's own address",
     body=AccessRuleIn,
     response=AccessRuleView,
     status=201,
 )
 async def create_access_rule(request: web.Request, body: AccessRuleIn) -> AccessRuleView:
-    return await _relay(request).access.create(body)
+    relay = _relay(request)
+    return await relay.access.create(body, _caller(request, relay))
 
 
 @route(
@@ -70,9 +78,15 @@ async def list_access_rules(request: web.Request) -> list[AccessRuleView]:
     )
 
 
-@route("DELETE", "/api/v1/access-rules/{id}", "Delete an access rule", status=204)
+@route(
+    "DELETE",
+    "/api/v1/access-rules/{id}",
+    "Delete an access rule (409 would_lock_out if the rules left would shut out the caller)",
+    status=204,
+)
 async def delete_access_rule(request: web.Request) -> None:
     raw = request.match_info["id"]
     if not raw.isdigit() or len(raw) > 18:
         raise NotFound(f"no access rule with id {raw!r}", "id")
-    await _relay(request).access.delete(int(raw))
+    relay = _relay(request)
+    await relay.access.delete(int(raw), _caller(request, relay))

@@ -2,9 +2,11 @@
 
 An empty list restricts nothing: the HTTP API relies on API keys, the relay on AUTH. Once it has
 entries, a caller outside all of them is refused by both (HTTP 403, SMTP 554 at RCPT), and a
-relay client inside may relay without AUTH. The rules are cached for ``CACHE_SECONDS`` and
-reloaded; a change through this node's API takes effect here at once, on other nodes within the
-cache time. If the database cannot be read, the last rules known stay in force.
+relay client inside may relay without AUTH. A change that would leave out the address of the
+caller making it is refused (:class:`LockOut`), for the API and the console alike. The rules
+are cached for ``CACHE_SECONDS`` and reloaded; a change through this node's API takes effect
+here at once, on other nodes within the cache time. If the database cannot be read, the last
+rules known stay in force.
 """
 
 from __future__ import annotations
@@ -18,13 +20,37 @@ from typing import Annotated
 import msgspec
 from msgspec import Meta
 
-from gateway.errors import Forbidden, Invalid, NotFound
+from gateway.errors import Conflict, Forbidden, Invalid, NotFound
 from gateway.relay.store import AccessRuleRow, Address, Network, RelayStore
 from gateway.store import UNAVAILABLE
 
 log = logging.getLogger(__name__)
 
 CACHE_SECONDS = 5.0
+
+
+class LockOut(Conflict):
+    """A rule change that would shut the caller's own address out (409)."""
+
+    code = "would_lock_out"
+
+    def __init__(self, address: Address | None, field: str) -> None:
+        super().__init__(
+            f"this change would shut out your own address {address or '(unknown)'}: "
+            "add a rule covering it first",
+            field,
+        )
+        self.address = address
+
+
+def keeps(caller: Address | None, field: str) -> Callable[[Sequence[Network]], None]:
+    """The check that the rules after a change still let ``caller`` in (or are none)."""
+
+    def check(networks: Sequence[Network]) -> None:
+        if networks and not covered(caller, networks):
+            raise LockOut(caller, field)
+
+    return check
 
 
 class AccessRuleIn(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -150,9 +176,12 @@ class AccessList:
                 f"access denied: your address {address or 'unknown'} is not in the access list"
             )
 
-    async def create(self, body: AccessRuleIn) -> AccessRuleView:
+    async def create(self, body: AccessRuleIn, caller: Address | None) -> AccessRuleView:
+        """Add a rule; LockOut if the list would then leave out ``caller`` (who is asking)."""
         network = parse_network(body.cidr)
-        row = await self.store.insert_rule(body.name.strip() or body.name, network)
+        row = await self.store.insert_rule(
+            body.name.strip() or body.name, network, keeps(caller, "cidr")
+        )
         self.invalidate()
         log.info("access rule %d %r added: %s", row.id, row.name, row.cidr)
         return view(row)
@@ -165,8 +194,9 @@ class AccessList:
                 raise Invalid(f"{ip!r} is not an IP address", "ip")
         return [view(r) for r in await self.store.list_rules(name, address)]
 
-    async def delete(self, rule_id: int) -> None:
-        if not await self.store.delete_rule(rule_id):
+    async def delete(self, rule_id: int, caller: Address | None) -> None:
+        """Delete a rule; LockOut if the rules left would leave out ``caller``."""
+        if not await self.store.delete_rule(rule_id, keeps(caller, "id")):
             raise NotFound(f"no access rule with id {rule_id}", "id")
         self.invalidate()
         log.info("access rule %d deleted", rule_id)

@@ -6,7 +6,7 @@ import datetime as dt
 import ipaddress
 import logging
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import asyncpg
@@ -14,11 +14,13 @@ import msgspec
 
 from gateway.errors import Conflict
 from gateway.sql import QUERIES as Q
+from gateway.sql import contains
 
 log = logging.getLogger(__name__)
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
+RulesCheck = Callable[[Sequence[Network]], None]  # raises to refuse a change of access rules
 
 
 class RelayUserRow(msgspec.Struct, frozen=True):
@@ -85,15 +87,27 @@ class RelayStore:
 
     # -- access rules ----------------------------------------------------------------------
 
-    async def insert_rule(self, name: str, cidr: Network) -> AccessRuleRow:
-        return AccessRuleRow(**dict(await self.pool.fetchrow(Q["insert_access_rule"], name, cidr)))
+    async def insert_rule(self, name: str, cidr: Network, check: RulesCheck) -> AccessRuleRow:
+        """Insert the rule if ``check`` passes the networks the list would then hold; rule
+        changes take turns, so two of them cannot each pass on what the other removes."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            await conn.execute(Q["lock_access_rules"])
+            check([*[r["cidr"] for r in await conn.fetch(Q["access_cidrs"])], cidr])
+            return AccessRuleRow(**dict(await conn.fetchrow(Q["insert_access_rule"], name, cidr)))
 
     async def list_rules(self, name: str | None, ip: Address | None) -> list[AccessRuleRow]:
-        records = await self.pool.fetch(Q["list_access_rules"], name, ip)
+        records = await self.pool.fetch(Q["list_access_rules"], contains(name), ip)
         return [AccessRuleRow(**dict(r)) for r in records]
 
-    async def delete_rule(self, rule_id: int) -> bool:
-        return await self.pool.fetchval(Q["delete_access_rule"], rule_id) is not None
+    async def delete_rule(self, rule_id: int, check: RulesCheck) -> bool:
+        """Delete the rule if ``check`` passes the networks left (False: no such rule)."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            await conn.execute(Q["lock_access_rules"])
+            rows = await conn.fetch(Q["access_rule_ids"])
+            if not any(r["id"] == rule_id for r in rows):
+                return False
+            check([r["cidr"] for r in rows if r["id"] != rule_id])
+            return await conn.fetchval(Q["delete_access_rule"], rule_id) is not None
 
     async def cidrs(self) -> list[Network]:
         return [r["cidr"] for r in await self.pool.fetch(Q["access_cidrs"])]

@@ -18,4 +18,17 @@ def load_queries(filename: str = "queries.sql") -> dict[str, str]:
     return queries
 
 
+def like_escape(text: str) -> str:
+    """``text`` with LIKE's wildcards escaped (backslash is the default escape character)."""
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def contains(text: str | None) -> str | None:
+    """The (I)LIKE pattern matching values that contain ``text`` literally; None for no text.
+
+    A search box is text, not a pattern: ``%`` or ``_`` typed in it must not match everything.
+    """
+    return None if text is None else "%" + like_escape(text) + "%"
+
+
 QUERIES = load_queries()

@@ -155,10 +155,11 @@ SELECT id, channel, name, sandbox, config, secrets, revision, created_at, update
 FROM accounts WHERE id = $1;
 
 -- name: list_accounts
+-- $2: an ILIKE pattern over the name and the (non-secret) settings, see gateway.sql.contains.
 SELECT id, channel, name, sandbox, config, secrets, revision, created_at, updated_at
 FROM accounts
 WHERE ($1::text IS NULL OR channel = $1)
-  AND ($2::text IS NULL OR name ILIKE '%' || $2 || '%' OR config::text ILIKE '%' || $2 || '%')
+  AND ($2::text IS NULL OR name ILIKE $2 OR config::text ILIKE $2)
 ORDER BY name;
 
 -- name: update_account
@@ -268,9 +269,10 @@ DELETE FROM relay_users WHERE username = $1 RETURNING id;
 INSERT INTO access_rules (name, cidr) VALUES ($1, $2) RETURNING id, name, cidr, created_at;
 
 -- name: list_access_rules
--- Search by name (substring) and by an address the rule covers.
+-- Search by name ($1: an ILIKE pattern, see gateway.sql.contains) and by an address the rule
+-- covers.
 SELECT id, name, cidr, created_at FROM access_rules
-WHERE ($1::text IS NULL OR name ILIKE '%' || $1 || '%') AND ($2::inet IS NULL OR cidr >>= $2)
+WHERE ($1::text IS NULL OR name ILIKE $1) AND ($2::inet IS NULL OR cidr >>= $2)
 ORDER BY id;
 
 -- name: delete_access_rule
@@ -278,6 +280,13 @@ DELETE FROM access_rules WHERE id = $1 RETURNING id;
 
 -- name: access_cidrs
 SELECT cidr FROM access_rules;
+
+-- name: access_rule_ids
+SELECT id, cidr FROM access_rules;
+
+-- name: lock_access_rules
+-- Rule changes take turns (each checks the list it leaves); readers are not blocked.
+LOCK TABLE access_rules IN SHARE ROW EXCLUSIVE MODE;
 
 -- name: bounce_facts
 -- What a bounce (DSN) for delivery $1 needs, if it failed and its message came in by SMTP.

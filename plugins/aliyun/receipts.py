@@ -8,7 +8,8 @@ allows:
 1. ``{account}`` must be an account of the route's channel whose ``receipt_token`` (a secret,
    sealed at rest) equals ``{token}`` — compared in constant time; an account without a token
    takes no receipts;
-2. when the account lists ``receipt_ips``, the caller's address must be in one of them;
+2. when the account lists ``receipt_ips``, the caller's address must be in one of them
+   (``X-Forwarded-For`` counts from a proxy in ``MSGGATE_TRUSTED_PROXIES``);
 3. a receipt only changes a delivery of that account whose provider id (and number, where the
    push names one) it names, so a forged receipt for an id we never got changes nothing, and
    one account's token cannot settle another account's deliveries.
@@ -16,7 +17,9 @@ allows:
 The URL to configure in the console is therefore
 ``https://<msggate>/callbacks/sms/aliyun/<account name>/<receipt_token>``.
 Alibaba Cloud retries a push that is not answered HTTP 200 with a numeric ``code`` (after 1, 5
-and 10 minutes), so a refused push is 403 and a push we could not store is 500.
+and 10 minutes), so a refused push is 403 (the same answer whatever the reason) and a push we
+could not store is 500. Items are read one by one: a batch with unreadable items is taken
+(200) with those items listed under ``rejected``, since pushing them again cannot help.
 
 :func:`report_route` builds such a route for a product from the function that turns its pushed
 items into receipts; every receipt it records is scoped to the account the URL names, so one
@@ -38,6 +41,7 @@ from aiohttp import web
 from gateway.callbacks import CallbackRoute
 from gateway.channel import AccountRef
 from gateway.model import Receipt
+from gateway.receipts import unstorable
 from plugins.aliyun.account import AliyunAccount
 
 if TYPE_CHECKING:
@@ -46,6 +50,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 ACCEPTED: dict[str, Any] = {"code": 0, "msg": "接收成功"}
+NOT_ACCEPTED = "unknown account or token"
 CHINA = dt.timezone(dt.timedelta(hours=8))  # pushed times are Beijing time
 CALL_STATUS_TEXT = {  # help.aliyun.com/document_detail/55085, for reports without a message
     "200000": "listened to the end",
@@ -69,9 +74,10 @@ CALL_STATUS_TEXT = {  # help.aliyun.com/document_detail/55085, for reports witho
 ParseReports = Callable[[list[dict[str, Any]]], list[Receipt]]
 
 
-def accepted() -> web.Response:
-    """The answer the push protocol expects for a receipt batch we took."""
-    return web.json_response(ACCEPTED)
+def accepted(rejected: list[dict[str, Any]] | None = None) -> web.Response:
+    """The answer the push protocol expects for a receipt batch we took; items we could not
+    take are listed under ``rejected`` (index and reason), which the provider ignores."""
+    return web.json_response({**ACCEPTED, "rejected": rejected} if rejected else ACCEPTED)
 
 
 def refused(status: int, why: str) -> web.Response:
@@ -87,12 +93,12 @@ def china_time(value: object) -> dt.datetime | None:
         return None
 
 
-def _allowed(remote: str | None, cidrs: list[str]) -> bool:
+def _allowed(
+    address: ipaddress.IPv4Address | ipaddress.IPv6Address | None, cidrs: list[str]
+) -> bool:
     if not cidrs:
         return True
-    try:
-        address = ipaddress.ip_address(remote or "")
-    except ValueError:
+    if address is None:
         return False
     return any(address in ipaddress.ip_network(c, strict=False) for c in cidrs)
 
@@ -111,32 +117,59 @@ async def verified_account(
     product = account_type.__name__
     account = await receipts.account(name)
     config = account.config if account is not None else None
+    # Every refusal answers the same, so a caller cannot tell which accounts exist or take
+    # receipts; the log says which it was (never the token).
     if not isinstance(config, account_type):
         log.warning("%s receipt push for unknown account %r refused", product, name)
-        return None, refused(403, "unknown account or token")
+        return None, refused(403, NOT_ACCEPTED)
     if not config.receipt_token:
         log.warning("%s %r has no receipt_token: receipt push refused", product, name)
-        return None, refused(403, "receipts are not enabled for this account")
+        return None, refused(403, NOT_ACCEPTED)
     if not hmac.compare_digest(token.encode(), config.receipt_token.encode()):
         log.warning("%s receipt push for %r with a wrong token refused", product, name)
-        return None, refused(403, "unknown account or token")
-    if not _allowed(request.remote, config.receipt_ips):
-        log.warning("%s receipt push for %r from %s refused", product, name, request.remote)
-        return None, refused(403, "caller not allowed")
+        return None, refused(403, NOT_ACCEPTED)
+    caller = receipts.caller(request)
+    if not _allowed(caller, config.receipt_ips):
+        log.warning("%s receipt push for %r from %s refused", product, name, caller)
+        return None, refused(403, NOT_ACCEPTED)
     return account, None
 
 
-async def json_array(request: web.Request) -> list[dict[str, Any]] | None:
-    """The pushed JSON array of objects, or None when the body is not one."""
+async def json_array(request: web.Request) -> list[Any] | None:
+    """The pushed JSON array (an object alone is a batch of one), or None when the body is
+    neither. Its items are checked one by one (:func:`read_items`)."""
     try:
         body = await request.json()
-    except ValueError:
+    except (ValueError, RecursionError):
         return None
     if isinstance(body, dict):
         body = [body]
-    if not isinstance(body, list) or not all(isinstance(item, dict) for item in body):
-        return None
-    return body
+    return body if isinstance(body, list) else None
+
+
+def read_items(
+    pushed: list[Any], parse: ParseReports, account: str
+) -> tuple[list[Receipt], list[dict[str, Any]]]:
+    """The receipts of the pushed items, each read on its own, and the items refused (their
+    index and why): one item that is not an object, that ``parse`` cannot read, or that holds
+    text the database cannot store must not cost the others their receipts."""
+    found: list[Receipt] = []
+    rejected: list[dict[str, Any]] = []
+    for index, item in enumerate(pushed):
+        if not isinstance(item, dict):
+            rejected.append({"index": index, "reason": "not a JSON object"})
+            continue
+        try:
+            parsed = parse([item])
+        except Exception as exc:  # a parser tripping over garbage: this item only
+            rejected.append({"index": index, "reason": f"unreadable ({type(exc).__name__})"})
+            continue
+        why = next((w for w in map(unstorable, parsed) if w is not None), None)
+        if why is not None:
+            rejected.append({"index": index, "reason": why})
+            continue
+        found += [msgspec.structs.replace(r, account=account) for r in parsed]
+    return found, rejected
 
 
 def report_route(
@@ -158,20 +191,24 @@ def report_route(
         pushed = await json_array(request)
         if pushed is None:
             return refused(400, f"expected a JSON array of {items}")
-        found = [msgspec.structs.replace(r, account=account.name) for r in parse(pushed)]
+        found, rejected = read_items(pushed, parse, account.name)
         try:
             matched = await receipts.record(channel, found)
         except Exception:
             log.exception("%s receipts could not be stored; Alibaba Cloud will push again", channel)
             return refused(500, "not stored, push again")
         log.info(
-            "%s receipts for %r: %d items, %d results, %d matched",
+            "%s receipts for %r: %d items, %d results, %d matched, %d refused",
             channel,
             account.name,
             len(pushed),
             len(found),
             matched,
+            len(rejected),
         )
-        return accepted()
+        if rejected:
+            log.warning("%s receipts for %r refused: %s", channel, account.name, rejected[:10])
+        # a refused item would be refused again: answer "taken" so it is not pushed again
+        return accepted(rejected)
 
     return CallbackRoute("POST", f"/{channel}/aliyun/{{account}}/{{token}}", receive)
