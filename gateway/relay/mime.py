@@ -46,6 +46,12 @@ _FOLD = re.compile(r"\r?\n(?=[ \t])")
 
 _parser = email.parser.BytesParser(policy=email.policy.default)
 
+MAX_DEPTH = 40  # MIME parts nested deeper are refused: the parser recurses once per level
+
+
+class Unreadable(Exception):
+    """The message's MIME structure cannot be read; the text says why."""
+
 
 def codec_for(charset: str | None) -> str | None:
     """The Python codec for a MIME charset label, or None if unknown."""
@@ -149,11 +155,13 @@ def raw_header(message: EmailMessage, name: str) -> str | None:
     return None
 
 
-def _leaves(part: EmailMessage) -> Iterator[EmailMessage]:
+def _leaves(part: EmailMessage, depth: int = 0) -> Iterator[EmailMessage]:
     """Single parts in order; a forwarded message (message/rfc822) counts as one."""
     if part.get_content_type() != "message/rfc822" and part.is_multipart():
+        if depth >= MAX_DEPTH:
+            raise Unreadable(f"MIME parts are nested more than {MAX_DEPTH} levels deep")
         for sub in part.iter_parts():
-            yield from _leaves(sub)  # type: ignore[arg-type]
+            yield from _leaves(sub, depth + 1)  # type: ignore[arg-type]
     else:
         yield part
 
@@ -176,8 +184,13 @@ def _filename(part: EmailMessage) -> str | None:
 
 
 def parse(raw: bytes) -> Content:
-    """Decode ``raw``: subject, the first text/plain and text/html body parts, attachments."""
-    message = _parser.parsebytes(raw)
+    """Decode ``raw``: subject, the first text/plain and text/html body parts, attachments.
+
+    Raises Unreadable for a structure too deep to walk."""
+    try:
+        message = _parser.parsebytes(raw)
+    except RecursionError:  # the standard parser recurses once per nested multipart
+        raise Unreadable("MIME parts are nested too deeply") from None
     assert isinstance(message, EmailMessage)
     content = Content()
     headers: dict[str, str] = {}
@@ -188,7 +201,10 @@ def parse(raw: bytes) -> Content:
             setattr(content, attribute, decode_header_text(headers[name]))
     for name, attribute in (("message-id", "message_id"), ("date", "date")):
         if name in headers:
-            setattr(content, attribute, _FOLD.sub("", headers[name]).strip() or None)
+            value = headers[name]
+            if not value.isascii():  # raw 8-bit bytes as surrogate escapes: decode them too
+                value = decode_bytes(value.encode("utf-8", "surrogateescape"), None)
+            setattr(content, attribute, _FOLD.sub("", value).strip() or None)
     for part in _leaves(message):
         ctype = part.get_content_type()
         filename = _filename(part)

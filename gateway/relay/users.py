@@ -18,6 +18,7 @@ from msgspec import Meta
 
 from gateway.errors import Invalid, NotFound
 from gateway.relay.store import RelayStore, RelayUserRow
+from gateway.relay.validate import unstorable
 
 log = logging.getLogger(__name__)
 
@@ -94,7 +95,8 @@ class RelayUsers:
 
     async def verify(self, username: str, password: str) -> bool:
         """True if the credentials are right. Database trouble raises (AUTH answers 454)."""
-        stored = await self.store.user_hash(username)
+        # a name the database cannot hold (a NUL, bytes that are not UTF-8) belongs to no one
+        stored = None if unstorable(username) else await self.store.user_hash(username)
         if stored is None:
             if self._dummy is None:
                 self._dummy = await self._hash("not a password: equal time for unknown users")
