@@ -20,7 +20,7 @@ from gateway.relay.route import Action, Deliver, Unroutable
 from gateway.relay.services import RelayServices
 from gateway.relay.session import RelayEnvelope, RelaySession, peer_address
 from gateway.relay.submit import NoContent, Transaction
-from gateway.relay.validate import Refusal, check_header_size, normalize_newlines
+from gateway.relay.validate import Refusal, check_header_size
 from gateway.store import UNAVAILABLE
 
 log = logging.getLogger(__name__)
@@ -150,7 +150,7 @@ class RelayHandler(AuthMechanisms):
             auth_user=session.auth_user,
             mail_from=_sender(envelope),
             routes={a: envelope.routes[a] for a in envelope.rcpt_tos if a in envelope.routes},
-            raw=normalize_newlines(raw),
+            raw=raw,
             hostname=self.relay.hostname,
         )
         try:

@@ -23,7 +23,6 @@ _UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 # C0 controls and DEL: never part of a domain or a mailbox (RFC 5321 4.1.2), and a bare CR in a
 # HELO name or an address could start a line in a header or a command sent on.
 _CONTROL = re.compile("[\x00-\x1f\x7f\ud800-\udfff]")
-_BARE_EOL = re.compile(rb"\r\n|\r|\n")
 
 BAD_HELO = "501 5.5.2 {command} name contains {what}; send a domain name or an address literal"
 BAD_SENDER = "553 5.1.7 Sender address contains {what}"
@@ -85,20 +84,6 @@ def check_header_size(raw: bytes) -> None:
     """Raise Refusal if the header block of ``raw`` is over ``MAX_HEADER_BYTES``."""
     if header_end(raw[: MAX_HEADER_BYTES + 4]) > MAX_HEADER_BYTES:
         raise Refusal(HEADER_TOO_BIG)
-
-
-def normalize_newlines(raw: bytes) -> bytes:
-    """``raw`` with every bare LF and bare CR made CRLF (RFC 5322 allows no other line end).
-
-    The e-mail channel sends the original MIME on as it is; a bare LF or CR that another server
-    reads as a line end would let a client smuggle a second message past the dot-stuffing of
-    the next hop (SMTP smuggling). Legacy mailers do send bare LF, so they are mended, as
-    Postfix does, rather than refused.
-    """
-    crlf = raw.count(b"\r\n")
-    if raw.count(b"\n") == crlf and raw.count(b"\r") == crlf:
-        return raw  # the usual case: no copy
-    return _BARE_EOL.sub(b"\r\n", raw)
 
 
 def check_headers(fields: dict[str, str | None]) -> None:
