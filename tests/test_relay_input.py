@@ -119,16 +119,34 @@ async def test_8bit_garbage_in_message_id_and_date_is_decoded_and_taken(relay, c
     no_relay_errors(caplog)
 
 
-async def test_mime_nested_too_deeply_is_refused_with_554(relay, caplog):
+def nested_mime(depth: int) -> bytes:
     nested = b"".join(
         b"--b%d\r\nContent-Type: multipart/mixed; boundary=b%d\r\n\r\n" % (i, i + 1)
-        for i in range(2000)
+        for i in range(depth)
     )
     head = b"Subject: x\r\nContent-Type: multipart/mixed; boundary=b0\r\n\r\n"
+    return head + nested + b"--b%d\r\n\r\nhi" % depth
+
+
+def many_parts(parts: int) -> bytes:
+    head = b"Subject: x\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n"
+    return head + b"--b\r\nContent-Type: text/plain\r\n\r\nhello\r\n" * parts + b"--b--"
+
+
+@pytest.mark.parametrize(
+    ("data", "reason"),
+    [
+        (nested_mime(45), b"MIME parts are nested more than 40 levels deep"),
+        (nested_mime(500), b"more than 100 multipart sections"),  # refused before parsing
+        (many_parts(3000), b"more than 2000 lines that could start a MIME part"),
+    ],
+    ids=["nested-45", "nested-500", "parts-3000"],
+)
+async def test_mime_too_deep_or_too_wide_to_parse_is_refused_with_554(relay, caplog, data, reason):
     smtp = await logged_in(relay)
     try:
-        reply = await send(smtp, head + nested + b"--b2000\r\n\r\nhi")
-        assert reply.startswith(b"554 5.6.0 Message refused: MIME parts are nested"), reply
+        reply = await send(smtp, data)
+        assert reply.startswith(b"554 5.6.0 Message refused: " + reason), reply
     finally:
         smtp.close()
     no_relay_errors(caplog)

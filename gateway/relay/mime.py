@@ -47,6 +47,13 @@ _FOLD = re.compile(r"\r?\n(?=[ \t])")
 _parser = email.parser.BytesParser(policy=email.policy.default)
 
 MAX_DEPTH = 40  # MIME parts nested deeper are refused: the parser recurses once per level
+# The standard parser's time grows with the parts (about a millisecond each) and with the square
+# of their nesting: a small message of thousands of parts, or of hundreds of nested ones, would
+# hold the CPU for seconds. These are counted first (cheaply) and refused; real mail has a few.
+MAX_DELIMITERS = 2000  # lines that start with "--": an upper bound on the parts
+MAX_BOUNDARIES = 100  # "boundary" anywhere: an upper bound on the multipart sections
+MANY_PARTS = 20  # more than this: parse off the event loop whatever the size
+_CHUNK = 1 << 20
 
 
 class Unreadable(Exception):
@@ -183,10 +190,29 @@ def _filename(part: EmailMessage) -> str | None:
     return decode_header_text(name) if ("=?" in name or not name.isascii()) else name
 
 
+def _count_folded(raw: bytes, word: bytes) -> int:
+    """Occurrences of lower-case ``word`` in ``raw`` in any case, a megabyte at a time (so that
+    a thread doing this lets the event loop run between chunks)."""
+    tail = len(word) - 1
+    return sum(raw[i : i + _CHUNK + tail].lower().count(word) for i in range(0, len(raw), _CHUNK))
+
+
+def count_parts(raw: bytes) -> int:
+    """An upper bound on the MIME parts of ``raw`` (its lines that start with "--"), counted
+    without parsing; Unreadable if there are too many parts or multipart sections to parse."""
+    bound = raw.count(b"\n--") + raw.startswith(b"--")
+    if bound > MAX_DELIMITERS:
+        raise Unreadable(f"more than {MAX_DELIMITERS} lines that could start a MIME part")
+    if bound > 1 and _count_folded(raw, b"boundary") > MAX_BOUNDARIES:
+        raise Unreadable(f"more than {MAX_BOUNDARIES} multipart sections")
+    return bound
+
+
 def parse(raw: bytes) -> Content:
     """Decode ``raw``: subject, the first text/plain and text/html body parts, attachments.
 
-    Raises Unreadable for a structure too deep to walk."""
+    Raises Unreadable for a structure too deep or too wide to walk."""
+    count_parts(raw)
     try:
         message = _parser.parsebytes(raw)
     except RecursionError:  # the standard parser recurses once per nested multipart

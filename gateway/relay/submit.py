@@ -92,7 +92,7 @@ class Submitter:
     async def _content(self, raw: bytes, smtp_id: str) -> mime.Content:
         """The decoded message; Refusal (554) if it cannot be read or its headers stored."""
         try:
-            if len(raw) > PARSE_IN_THREAD:
+            if len(raw) > PARSE_IN_THREAD or mime.count_parts(raw) > mime.MANY_PARTS:
                 content = await asyncio.to_thread(mime.parse, raw)
             else:
                 content = mime.parse(raw)
