@@ -37,7 +37,7 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     smtp_max_recipients: int = 100
     smtp_max_connections: int = 500  # clamped below the open-file limit (gateway/relay/limits)
     smtp_max_connections_per_address: int = 20  # access-list addresses are not limited
-    smtp_max_commands: int = 1000  # per session
+    smtp_max_commands: int = 5000  # per session: ~1000 messages (Exim closes after 1000)
     smtp_command_timeout: float = 300.0
     smtp_session_timeout: float = 600.0  # without a message: NOOPs do not extend it
     smtp_data_timeout: float = 600.0

@@ -220,6 +220,7 @@ async def test_serve_clamps_the_connection_cap_to_the_file_limit_and_says_so(
         await gateway.wait_line(r"MSGGATE_SMTP_MAX_CONNECTIONS=500 clamped to 138")
         match = await gateway.wait_line(r"SMTP relay listening on 127\.0\.0\.1:(\d+)")
         port = int(match.group(1))
+        await gateway.wait_line(r"msggate \S+ is running")  # SIGTERM is handled from here on
         held = []
         try:
             for _ in range(138):

@@ -16,13 +16,14 @@ from gateway.relay.rawmail import header_end
 
 # A header block larger than this is refused (552): real mail has a few kilobytes of header.
 MAX_HEADER_BYTES = 256 * 1024
-# MIME parts nested deeper than this are refused: the parser recurses per level.
-MAX_MIME_DEPTH = 40
 
 _UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 # C0 controls and DEL: never part of a domain or a mailbox (RFC 5321 4.1.2), and a bare CR in a
-# HELO name or an address could start a line in a header or a command sent on.
-_CONTROL = re.compile("[\x00-\x1f\x7f\ud800-\udfff]")
+# HELO name or an address could start a line in a header or a command sent on. A tab is let
+# through: some clients separate parameters with one, and it harms nothing.
+_CONTROL = re.compile("[\x00-\x08\x0a-\x1f\x7f\ud800-\udfff]")
+
+_CHECKED = frozenset({"HELO", "EHLO", "MAIL", "RCPT", "VRFY"})
 
 BAD_HELO = "501 5.5.2 {command} name contains {what}; send a domain name or an address literal"
 BAD_SENDER = "553 5.1.7 Sender address contains {what}"
@@ -61,7 +62,7 @@ def _control(text: str) -> str | None:
 
 def command_refusal(command: str, arg: str | None) -> str | None:
     """The reply refusing ``arg`` of a HELO, EHLO, MAIL, RCPT or VRFY command, else None."""
-    if not arg:
+    if not arg or command not in _CHECKED:
         return None
     what = _control(arg)
     if what is None:
@@ -70,9 +71,7 @@ def command_refusal(command: str, arg: str | None) -> str | None:
         return BAD_HELO.format(command=command, what=what)
     if command == "MAIL":
         return BAD_SENDER.format(what=what)
-    if command in ("RCPT", "VRFY"):
-        return BAD_RECIPIENT.format(what=what)
-    return None
+    return BAD_RECIPIENT.format(what=what)
 
 
 def safe_reply(text: str) -> str:
