@@ -120,6 +120,8 @@ class RelaySMTP(SMTP):
 
     async def _handle_client(self) -> None:
         if self.limits is not None:
+            # admit() takes a slot without awaiting anything, so a connection lost meanwhile
+            # cannot miss giving it back; it awaits only to refuse or to let a listed one in.
             self.slot, refusal = await self.limits.admit(peer_address(self.session))
             if refusal is not None:
                 if self.transport is not None:
