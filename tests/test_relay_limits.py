@@ -59,6 +59,24 @@ async def test_one_address_gets_its_limit_others_still_get_in(make_gateway, tmp_
             smtp.close()
 
 
+async def test_600_idle_connections_from_one_address_leave_room_for_an_authenticated_user(
+    make_gateway, tmp_path
+):
+    """The attack of the issue, with the default limits: it used to take all 500 connections."""
+    relay = await start_relay(make_gateway, tmp_path)
+    user = await relay.user()
+    attack = await asyncio.gather(*(greeted(relay.port, HOSTILE) for _ in range(600)))
+    try:
+        greetings = [greeting[:9] for _, greeting in attack]
+        assert greetings.count(b"220 local") == 20 and greetings.count(b"421 4.7.0") == 580
+        mail = b"Subject: still served\r\n\r\nok\r\n"
+        code, reply = await relay.send(mail, ["ops@example.com"], user=user)
+        assert code == 250, reply
+    finally:
+        for smtp, _ in attack:
+            smtp.close()
+
+
 async def test_an_authenticated_session_gives_its_address_slot_back(make_gateway, tmp_path):
     relay = await start_relay(
         make_gateway, tmp_path, smtp_max_connections_per_address=1, smtp_allow_plain_auth=True

@@ -29,6 +29,9 @@ from gateway.store import UNAVAILABLE
 log = logging.getLogger(__name__)
 
 SHUTDOWN_GRACE = 10.0
+# asyncio's default of 100 drops a burst of connects (the client then waits for its SYN to be
+# sent again, seconds later); the kernel caps it at net.core.somaxconn.
+BACKLOG = 1024
 IDENT = "msggate ESMTP"
 TOO_MANY = b"421 4.7.0 Too many connections; try again later\r\n"
 SHUTTING_DOWN = b"421 4.3.2 Service shutting down; try again later\r\n"
@@ -107,7 +110,7 @@ class RelayListener:
         self.max_connections = connection_cap(s.smtp_max_connections, headroom)
         try:
             self._server = await asyncio.get_running_loop().create_server(
-                self._session, s.smtp_host, s.smtp_port, reuse_address=True
+                self._session, s.smtp_host, s.smtp_port, reuse_address=True, backlog=BACKLOG
             )
         except OSError as exc:
             raise ConfigError(
