@@ -35,8 +35,11 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     smtp_allow_plain_auth: bool = False  # AUTH without STARTTLS (trusted networks only)
     smtp_max_message_size: int = 25 * 1024 * 1024
     smtp_max_recipients: int = 100
-    smtp_max_connections: int = 500
+    smtp_max_connections: int = 500  # clamped below the open-file limit (gateway/relay/limits)
+    smtp_max_connections_per_address: int = 20  # access-list addresses are not limited
+    smtp_max_commands: int = 5000  # per session: ~1000 messages (Exim closes after 1000)
     smtp_command_timeout: float = 300.0
+    smtp_session_timeout: float = 600.0  # without a message: NOOPs do not extend it
     smtp_data_timeout: float = 600.0
     relay_domain: str | None = None
     relay_default_account: str | None = None
@@ -143,7 +146,10 @@ _RULES: dict[str, tuple[Any, Any, str]] = {
     "smtp_max_message_size": (int, lambda v: 1024 <= v <= 2**30, "bytes, 1024-1073741824"),
     "smtp_max_recipients": (int, lambda v: 1 <= v <= 1000, "a whole number 1-1000"),
     "smtp_max_connections": _POSITIVE_INT,
+    "smtp_max_connections_per_address": _POSITIVE_INT,
+    "smtp_max_commands": _POSITIVE_INT,
     "smtp_command_timeout": _POSITIVE_FLOAT,
+    "smtp_session_timeout": _POSITIVE_FLOAT,
     "smtp_data_timeout": _POSITIVE_FLOAT,
     "relay_domain": (str.lower, _DOMAIN.match, "a domain name such as relay.example.com"),
     "relay_bounces": _BOOL,

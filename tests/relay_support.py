@@ -7,6 +7,7 @@ The relay runs on the test's event loop, so blocking ``smtplib`` calls go throug
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import smtplib
 import ssl
@@ -168,3 +169,51 @@ async def smtplib_send_async(relay: Relay, user: str | None, rcpts: list[str], d
         rcpts,
         data,
     )
+
+
+class RawSmtp:
+    """An SMTP client that sends exactly the bytes it is given, for malformed and hostile input.
+
+    ``source`` picks the client's own address (any 127.x.y.z on Linux), so that tests of the
+    per-address limits can be several clients at once.
+    """
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader, self.writer = reader, writer
+
+    @classmethod
+    async def connect(cls, port: int, source: str = "127.0.0.1") -> RawSmtp:
+        reader, writer = await asyncio.open_connection(
+            "127.0.0.1", port, local_addr=(source, 0), limit=2**20
+        )
+        return cls(reader, writer)
+
+    async def reply(self, timeout: float = 30) -> bytes:
+        """One reply, all its lines; b"" if the server closed the connection."""
+        lines = []
+        while True:
+            line = await asyncio.wait_for(self.reader.readline(), timeout)
+            if not line:
+                return b"".join(lines)
+            lines.append(line)
+            if line[3:4] != b"-":
+                return b"".join(lines)
+
+    async def command(self, line: bytes, timeout: float = 30) -> bytes:
+        self.writer.write(line + b"\r\n")
+        return await self.reply(timeout)
+
+    async def login(self, user: str, password: str = PASSWORD) -> None:
+        """EHLO and AUTH PLAIN in the clear (the relay must allow plain AUTH)."""
+        assert (await self.command(b"EHLO raw.example.com")).startswith(b"250")
+        blob = base64.b64encode(f"\0{user}\0{password}".encode())
+        assert (await self.command(b"AUTH PLAIN " + blob)).startswith(b"235")
+
+    async def closed(self, timeout: float = 30) -> bool:
+        """True once the server has closed the connection (whatever it said before)."""
+        while await asyncio.wait_for(self.reader.read(65536), timeout):
+            pass
+        return True
+
+    def close(self) -> None:
+        self.writer.close()

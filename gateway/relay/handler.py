@@ -20,6 +20,7 @@ from gateway.relay.route import Action, Deliver, Unroutable
 from gateway.relay.services import RelayServices
 from gateway.relay.session import RelayEnvelope, RelaySession, peer_address
 from gateway.relay.submit import NoContent, Transaction
+from gateway.relay.validate import Refusal, check_header_size
 from gateway.store import UNAVAILABLE
 
 log = logging.getLogger(__name__)
@@ -134,6 +135,12 @@ class RelayHandler(AuthMechanisms):
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
         assert isinstance(session, RelaySession) and isinstance(envelope, RelayEnvelope)
+        raw = envelope.original_content or b""
+        try:
+            check_header_size(raw)
+        except Refusal as exc:
+            log.info("smtp from %s refused: %s", peer_address(session), exc.reply)
+            return exc.reply
         tx = Transaction(
             smtp_id=secrets.token_hex(6),
             client=peer_address(session),
@@ -143,7 +150,7 @@ class RelayHandler(AuthMechanisms):
             auth_user=session.auth_user,
             mail_from=_sender(envelope),
             routes={a: envelope.routes[a] for a in envelope.rcpt_tos if a in envelope.routes},
-            raw=envelope.original_content or b"",
+            raw=raw,
             hostname=self.relay.hostname,
         )
         try:
@@ -153,6 +160,9 @@ class RelayHandler(AuthMechanisms):
             return TEMPORARY
         except NoContent as exc:
             return NO_CONTENT.format(reason=exc)
+        except Refusal as exc:  # what the message holds can never be accepted
+            log.info("smtp %s from %s refused: %s", tx.smtp_id, tx.client, exc.reply)
+            return exc.reply
         except GatewayError as exc:  # our own validation: its message is meant for callers
             log.info("smtp %s from %s refused: %s", tx.smtp_id, tx.client, exc.message)
             return NO_CONTENT.format(reason=" ".join(exc.message.split())[:200])

@@ -1,6 +1,9 @@
 """The relay's listening socket, on the gateway's own event loop (not aiosmtpd's threaded
 Controller), opened and closed by a cleanup context of the aiohttp application.
 
+The connection limits (per address, and a total cap kept below the open-file limit) are in
+``gateway.relay.limits``; the per-session limits in ``gateway.relay.session``.
+
 On shutdown the listener stops accepting, lets transactions that are being committed finish
 (up to ``SHUTDOWN_GRACE`` seconds), tells idle clients 421 and closes them.
 """
@@ -14,15 +17,21 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from gateway.config import ConfigError
+from gateway.relay.access import parse_address
 from gateway.relay.handler import RelayHandler
+from gateway.relay.limits import FD_HEADROOM, AddressSlots, SessionLimits, connection_cap
 from gateway.relay.services import RelayServices
 from gateway.relay.session import RelaySMTP, replies
 from gateway.relay.tls import server_context
 from gateway.services import SERVICES
+from gateway.store import UNAVAILABLE
 
 log = logging.getLogger(__name__)
 
 SHUTDOWN_GRACE = 10.0
+# asyncio's default of 100 drops a burst of connects (the client then waits for its SYN to be
+# sent again, seconds later); the kernel caps it at net.core.somaxconn.
+BACKLOG = 1024
 IDENT = "msggate ESMTP"
 TOO_MANY = b"421 4.7.0 Too many connections; try again later\r\n"
 SHUTTING_DOWN = b"421 4.3.2 Service shutting down; try again later\r\n"
@@ -32,8 +41,9 @@ class _Refuse(asyncio.Protocol):
     """Answers a connection over the limit with 421 and hangs up."""
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.WriteTransport)
-        transport.write(TOO_MANY)
+        # Not isinstance(transport, asyncio.WriteTransport): uvloop's transports (those of
+        # ``msggate serve``) are not its subclasses, and a failed check left the socket open.
+        transport.write(TOO_MANY)  # type: ignore[attr-defined]
         transport.close()
 
 
@@ -49,10 +59,25 @@ class RelayListener:
         self._sessions: set[RelaySMTP] = set()
         self._replies = replies(relay.settings.smtp_max_message_size)
         self._tls = None
+        s = relay.settings
+        self.max_connections = s.smtp_max_connections
+        self.limits = SessionLimits(
+            max_commands=s.smtp_max_commands,
+            session_timeout=s.smtp_session_timeout,
+            slots=AddressSlots(s.smtp_max_connections_per_address),
+            trusted=self._trusted,
+        )
+
+    async def _trusted(self, address: str) -> bool:
+        """In the access list (asked only of an address over its connection limit)."""
+        try:
+            return (await self.relay.access.check(parse_address(address))).inside
+        except UNAVAILABLE:
+            return False  # no rules known: the limit applies
 
     def _session(self) -> asyncio.BaseProtocol:
         s = self.relay.settings
-        if len(self._sessions) >= s.smtp_max_connections:
+        if len(self._sessions) >= self.max_connections:
             log.warning("relay: %d connections open, refusing another", len(self._sessions))
             return _Refuse()
         smtp = RelaySMTP(
@@ -70,6 +95,7 @@ class RelayListener:
             loop=asyncio.get_running_loop(),
             data_timeout=s.smtp_data_timeout,
             replies=self._replies,
+            limits=self.limits,
             on_lost=self._sessions.discard,
         )
         self._sessions.add(smtp)
@@ -80,9 +106,11 @@ class RelayListener:
         if not log.isEnabledFor(logging.DEBUG):  # aiosmtpd logs every command line at INFO
             logging.getLogger("mail.log").setLevel(logging.WARNING)
         self._tls = await asyncio.to_thread(server_context, s, self.relay.hostname)
+        headroom = s.db_pool_size + s.dispatch_concurrency + FD_HEADROOM
+        self.max_connections = connection_cap(s.smtp_max_connections, headroom)
         try:
             self._server = await asyncio.get_running_loop().create_server(
-                self._session, s.smtp_host, s.smtp_port, reuse_address=True
+                self._session, s.smtp_host, s.smtp_port, reuse_address=True, backlog=BACKLOG
             )
         except OSError as exc:
             raise ConfigError(

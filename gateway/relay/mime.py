@@ -46,6 +46,19 @@ _FOLD = re.compile(r"\r?\n(?=[ \t])")
 
 _parser = email.parser.BytesParser(policy=email.policy.default)
 
+MAX_DEPTH = 40  # MIME parts nested deeper are refused: the parser recurses once per level
+# The standard parser's time grows with the parts (about a millisecond each) and with the square
+# of their nesting: a small message of thousands of parts, or of hundreds of nested ones, would
+# hold the CPU for seconds. These are counted first (cheaply) and refused; real mail has a few.
+MAX_DELIMITERS = 2000  # lines that start with "--": an upper bound on the parts
+MAX_BOUNDARIES = 100  # "boundary" anywhere: an upper bound on the multipart sections
+MANY_PARTS = 20  # more than this: parse off the event loop whatever the size
+_CHUNK = 1 << 20
+
+
+class Unreadable(Exception):
+    """The message's MIME structure cannot be read; the text says why."""
+
 
 def codec_for(charset: str | None) -> str | None:
     """The Python codec for a MIME charset label, or None if unknown."""
@@ -149,11 +162,13 @@ def raw_header(message: EmailMessage, name: str) -> str | None:
     return None
 
 
-def _leaves(part: EmailMessage) -> Iterator[EmailMessage]:
+def _leaves(part: EmailMessage, depth: int = 0) -> Iterator[EmailMessage]:
     """Single parts in order; a forwarded message (message/rfc822) counts as one."""
     if part.get_content_type() != "message/rfc822" and part.is_multipart():
+        if depth >= MAX_DEPTH:
+            raise Unreadable(f"MIME parts are nested more than {MAX_DEPTH} levels deep")
         for sub in part.iter_parts():
-            yield from _leaves(sub)  # type: ignore[arg-type]
+            yield from _leaves(sub, depth + 1)  # type: ignore[arg-type]
     else:
         yield part
 
@@ -175,9 +190,33 @@ def _filename(part: EmailMessage) -> str | None:
     return decode_header_text(name) if ("=?" in name or not name.isascii()) else name
 
 
+def _count_folded(raw: bytes, word: bytes) -> int:
+    """Occurrences of lower-case ``word`` in ``raw`` in any case, a megabyte at a time (so that
+    a thread doing this lets the event loop run between chunks)."""
+    tail = len(word) - 1
+    return sum(raw[i : i + _CHUNK + tail].lower().count(word) for i in range(0, len(raw), _CHUNK))
+
+
+def count_parts(raw: bytes) -> int:
+    """An upper bound on the MIME parts of ``raw`` (its lines that start with "--"), counted
+    without parsing; Unreadable if there are too many parts or multipart sections to parse."""
+    bound = raw.count(b"\n--") + raw.startswith(b"--")
+    if bound > MAX_DELIMITERS:
+        raise Unreadable(f"more than {MAX_DELIMITERS} lines that could start a MIME part")
+    if bound > 1 and _count_folded(raw, b"boundary") > MAX_BOUNDARIES:
+        raise Unreadable(f"more than {MAX_BOUNDARIES} multipart sections")
+    return bound
+
+
 def parse(raw: bytes) -> Content:
-    """Decode ``raw``: subject, the first text/plain and text/html body parts, attachments."""
-    message = _parser.parsebytes(raw)
+    """Decode ``raw``: subject, the first text/plain and text/html body parts, attachments.
+
+    Raises Unreadable for a structure too deep or too wide to walk."""
+    count_parts(raw)
+    try:
+        message = _parser.parsebytes(raw)
+    except RecursionError:  # the standard parser recurses once per nested multipart
+        raise Unreadable("MIME parts are nested too deeply") from None
     assert isinstance(message, EmailMessage)
     content = Content()
     headers: dict[str, str] = {}
@@ -188,7 +227,10 @@ def parse(raw: bytes) -> Content:
             setattr(content, attribute, decode_header_text(headers[name]))
     for name, attribute in (("message-id", "message_id"), ("date", "date")):
         if name in headers:
-            setattr(content, attribute, _FOLD.sub("", headers[name]).strip() or None)
+            value = headers[name]
+            if not value.isascii():  # raw 8-bit bytes as surrogate escapes: decode them too
+                value = decode_bytes(value.encode("utf-8", "surrogateescape"), None)
+            setattr(content, attribute, _FOLD.sub("", value).strip() or None)
     for part in _leaves(message):
         ctype = part.get_content_type()
         filename = _filename(part)

@@ -4,18 +4,29 @@ aiosmtpd enforces SIZE, line length and the command timeout itself, but some of 
 carry no enhanced status code (RFC 3463); ``push`` rewrites those few to the codes clients and
 log scanners expect. The command timeout covers the wait for each command; while a message is
 being sent (DATA up to the final ".") the longer ``data_timeout`` applies.
+
+A client must not hold a session for ever without sending mail: besides the per-command
+timeout (which every command restarts), the command phase has a deadline that only a finished
+message (DATA up to its final reply) moves on, so trickled NOOPs, RSETs or recipient probes
+cannot extend it; and a session takes at most ``max_commands`` commands. Either ends with a
+421 and the connection closed (see ``gateway.relay.limits`` for the connection limits).
+Command arguments that could not be stored or would inject a line are refused here
+(``gateway.relay.validate``), and no reply carries control characters back to the client.
 """
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
+from gateway.relay.limits import SessionLimits
 from gateway.relay.route import Deliver
+from gateway.relay.validate import command_refusal, safe_reply
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +72,12 @@ class _Stock:
 
 _STOCK: Any = _Stock()
 
+TOO_MANY_COMMANDS = "421 4.7.0 Too many commands in one session (at most {limit}); reconnect"
+SESSION_EXPIRED = (
+    "421 4.4.2 No message sent in {seconds:g} seconds; closing connection (NOOP or RSET do"
+    " not extend a session)"
+)
+
 
 class RelaySMTP(SMTP):
     """The protocol instance for one relay connection."""
@@ -70,6 +87,7 @@ class RelaySMTP(SMTP):
         *args: Any,
         data_timeout: float,
         replies: dict[str, str],
+        limits: SessionLimits | None = None,
         on_lost: Callable[[RelaySMTP], None] | None = None,
         **kw: Any,
     ) -> None:
@@ -78,11 +96,94 @@ class RelaySMTP(SMTP):
         self.in_data = False  # receiving or committing a message: shutdown waits for it
         self._replies = replies
         self._on_lost = on_lost
+        self.limits = limits
+        self.slot: str | None = None  # the address slot this session holds (limits.py)
+        self.commands = 0
+        self._deadline: asyncio.TimerHandle | None = None
+        # Every command aiosmtpd dispatches goes through _command: one place for the limits.
+        self._smtp_methods = {
+            name: self._command(name, method) for name, method in self._smtp_methods.items()
+        }
 
     def connection_lost(self, error: Exception | None) -> None:
+        if self._deadline is not None:
+            self._deadline.cancel()
+        self._give_back_slot()
         if self._on_lost is not None:
             self._on_lost(self)
         super().connection_lost(error)
+
+    def _give_back_slot(self) -> None:
+        if self.slot is not None and self.limits is not None:
+            self.limits.slots.give_back(self.slot)
+            self.slot = None
+
+    async def _handle_client(self) -> None:
+        if self.limits is not None:
+            # admit() takes a slot without awaiting anything, so a connection lost meanwhile
+            # cannot miss giving it back; it awaits only to refuse or to let a listed one in.
+            self.slot, refusal = await self.limits.admit(peer_address(self.session))
+            if refusal is not None:
+                if self.transport is not None:
+                    self.transport.write(refusal.encode() + b"\r\n")  # type: ignore[attr-defined]
+                    self.transport.close()
+                return
+            self._arm_deadline()
+        await super()._handle_client()
+
+    def _arm_deadline(self) -> None:
+        """Start (again) the time the session has to send its next message."""
+        if self._deadline is not None:
+            self._deadline.cancel()
+        assert self.limits is not None
+        self._deadline = self.loop.call_later(self.limits.session_timeout, self._expired)
+
+    def _expired(self) -> None:
+        if self.transport is None or self.transport.is_closing():
+            return
+        if self.in_data:  # the data timeout governs a message being sent
+            self._arm_deadline()
+            return
+        assert self.limits is not None
+        log.info(
+            "smtp %s: no message in %gs, closing",
+            peer_address(self.session),
+            self.limits.session_timeout,
+        )
+        reply = SESSION_EXPIRED.format(seconds=self.limits.session_timeout)
+        self.transport.write(reply.encode() + b"\r\n")  # type: ignore[attr-defined]
+        self.transport.close()
+
+    def _command(
+        self, name: str, method: Callable[[str | None], Coroutine[Any, Any, None]]
+    ) -> Callable[[str | None], Coroutine[Any, Any, None]]:
+        @functools.wraps(method)
+        async def run(arg: str | None) -> None:
+            limits = self.limits
+            if limits is not None:
+                self.commands += 1
+                if self.commands > limits.max_commands:
+                    log.info(
+                        "smtp %s: over %d commands", peer_address(self.session), limits.max_commands
+                    )
+                    await self.push(TOO_MANY_COMMANDS.format(limit=limits.max_commands))
+                    if self.transport is not None:
+                        self.transport.close()
+                    return
+            refusal = command_refusal(name, arg)
+            if refusal is not None:
+                await self.push(refusal)
+                return
+            envelope = self.envelope
+            await method(arg)
+            if limits is None or self.transport is None:
+                return
+            if name == "DATA" and self.envelope is not envelope:  # a message came to its end
+                self._arm_deadline()
+            if self.slot is not None and self.session is not None and self.session.authenticated:
+                self._give_back_slot()
+
+        return run
 
     def _create_session(self) -> RelaySession:
         return RelaySession(self.loop)
@@ -96,8 +197,8 @@ class RelaySMTP(SMTP):
         return _parse_address_argument(arg)
 
     async def push(self, status: Any) -> None:
-        if isinstance(status, str):
-            status = self._replies.get(status, status)
+        if isinstance(status, str):  # aiosmtpd echoes arguments: never their control bytes
+            status = safe_reply(self._replies.get(status, status))
         await super().push(status)
 
     async def smtp_DATA(self, arg: str) -> None:

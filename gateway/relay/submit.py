@@ -30,6 +30,7 @@ from gateway.messages import Accepted, Ingress, MessageIn, MessageService
 from gateway.plugins import Plugins
 from gateway.relay import mime, rawmail
 from gateway.relay.route import Deliver
+from gateway.relay.validate import BAD_CONTENT, Refusal, check_body, check_headers, storable
 from gateway.storable import unstorable
 
 log = logging.getLogger(__name__)
@@ -92,10 +93,30 @@ class Submitter:
         self.messages = messages
         self.plugins = plugins
 
-    async def _content(self, raw: bytes) -> mime.Content:
-        if len(raw) > PARSE_IN_THREAD:
-            return await asyncio.to_thread(mime.parse, raw)
-        return mime.parse(raw)
+    async def _content(self, raw: bytes, smtp_id: str) -> mime.Content:
+        """The decoded message; Refusal (554) if it cannot be read or its headers stored."""
+        try:
+            if len(raw) > PARSE_IN_THREAD or mime.count_parts(raw) > mime.MANY_PARTS:
+                content = await asyncio.to_thread(mime.parse, raw)
+            else:
+                content = mime.parse(raw)
+        except mime.Unreadable as exc:
+            raise Refusal(BAD_CONTENT.format(reason=exc)) from None
+        except Exception:
+            # The same bytes fail the same way on every retry: a 451 would have the client
+            # retry for days. Refuse it for good, and log it, since it may be our bug.
+            log.exception("smtp %s: the MIME parser failed", smtp_id)
+            raise Refusal(BAD_CONTENT.format(reason="its MIME structure cannot be read")) from None
+        check_headers(
+            {
+                "Subject": content.subject,
+                "From": content.from_,
+                "To": content.to,
+                "Message-ID": content.message_id,
+                "Date": content.date,
+            }
+        )
+        return content
 
     def _stored_raw(self, tx: Transaction, content: mime.Content, message_id: str) -> bytes:
         received = rawmail.received_field(
@@ -131,6 +152,10 @@ class Submitter:
             text = subject
         if not (text or html):
             raise NoContent(f"no subject or text to send by {first.channel}")
+        if first.channel == EMAIL:  # the MIME goes on as sent; the text is a record of it
+            text, html = storable(text), storable(html)
+        else:
+            check_body(first.channel, text=text, html=html)
         message = MessageIn(
             channel=first.channel,
             account=first.account,
@@ -165,11 +190,11 @@ class Submitter:
     async def submit(self, tx: Transaction) -> list[Accepted]:
         """Accept the transaction's messages; return them once all are committed.
 
-        Raises NoContent, the gateway's own Invalid (a 5xx for the client), or database errors
-        and TimeoutError past the accept deadline (a 451: nothing is lost, the client keeps the
-        message and retries).
+        Raises NoContent, Refusal, the gateway's own Invalid (a 5xx for the client), or database
+        errors and TimeoutError past the accept deadline (a 451: nothing is lost, the client keeps
+        the message and retries).
         """
-        content = await self._content(tx.raw)
+        content = await self._content(tx.raw, tx.smtp_id)
         message_id = content.message_id or email.utils.make_msgid(domain=tx.hostname)
         base = self._detail(tx, content, message_id)
         stored_raw: bytes | None = None
@@ -182,7 +207,10 @@ class Submitter:
                 stored_raw = stored_raw or self._stored_raw(tx, content, message_id)
                 raw = stored_raw
             elif content.attachments:
-                detail["dropped_attachments"] = [asdict(a) for a in content.attachments]
+                detail["dropped_attachments"] = [
+                    {k: storable(v) if isinstance(v, str) else v for k, v in asdict(a).items()}
+                    for a in content.attachments
+                ]
             accepts.append((message, Ingress(SCOPE, detail, SCOPE, raw=raw)))
         async with self.messages.deadline():  # one deadline for all groups, not one each
             if len(accepts) > 1:  # refuse before any group commits, not after some did

@@ -17,6 +17,7 @@ from msgspec import Meta
 from gateway.errors import Invalid, NotFound
 from gateway.passwords import PASSWORDS, Passwords
 from gateway.relay.store import RelayStore, RelayUserRow
+from gateway.relay.validate import unstorable
 
 log = logging.getLogger(__name__)
 
@@ -77,7 +78,8 @@ class RelayUsers:
     async def verify(self, username: str, password: str) -> bool:
         """True if the credentials are right. Database trouble raises (AUTH answers 454), and
         so does a server too busy to check (``PasswordsBusy``)."""
-        stored = await self.store.user_hash(username)
+        # a name the database cannot hold (a NUL, bytes that are not UTF-8) belongs to no one
+        stored = None if unstorable(username) else await self.store.user_hash(username)
         ok, rehashed = await self.passwords.verify(stored, password)
         if stored is None or not ok:
             return False
