@@ -17,8 +17,6 @@ from gateway.relay.listener import relay_listener_ctx
 from gateway.runtime import open_services
 from gateway.services import SERVICES
 
-MAX_BODY = 8 * 1024 * 1024
-
 
 async def openapi(request: web.Request) -> web.Response:
     return routing.json_response(openapi_document())
@@ -29,7 +27,7 @@ def create_app(
 ) -> web.Application:
     app = web.Application(
         middlewares=[middleware.guard],
-        client_max_size=MAX_BODY,
+        client_max_size=settings.http_max_body_size,  # chunked bodies; gateway.api.body
     )
     plugins = plugins or Plugins.load()
 

@@ -39,10 +39,14 @@ class Batcher(Generic[T, R]):
 
     async def _run(self) -> None:
         while True:
-            batch = [await self._queue.get()]
-            while len(batch) < self._max_batch and not self._queue.empty():
-                batch.append(self._queue.get_nowait())
-            await self._flush_batch(batch)
+            # no local keeps the last batch (its items and results) alive while idle
+            await self._flush_batch(await self._next_batch())
+
+    async def _next_batch(self) -> list[tuple[T, asyncio.Future[R]]]:
+        batch = [await self._queue.get()]
+        while len(batch) < self._max_batch and not self._queue.empty():
+            batch.append(self._queue.get_nowait())
+        return batch
 
     async def _flush_batch(self, batch: list[tuple[T, asyncio.Future[R]]]) -> None:
         self.batches += 1

@@ -86,7 +86,15 @@ class Store:
         A message that is not inserted either replays an idempotency key (``existing`` says
         which message holds it) or was committed already by an earlier try of the same batch.
         """
-        row = await self.pool.fetchrow(Q["insert_messages"], _json.encode(batch).decode())
+        small = [msgspec.structs.replace(m, text=None, html=None, raw=None) for m in batch]
+        row = await self.pool.fetchrow(
+            Q["insert_messages"],
+            _json.encode(small),
+            [m.id for m in batch],
+            [m.text for m in batch],
+            [m.html for m in batch],
+            [m.raw for m in batch],
+        )
         skipped = frozenset(row["skipped"])
         existing: dict[tuple[str, str], tuple[uuid.UUID, bytes | None]] = {}
         for m in batch:
@@ -118,8 +126,13 @@ class Store:
 
     # -- the queue ---------------------------------------------------------------------------
 
-    async def claim(self, limit: int, node: str, lease_seconds: float) -> list[ClaimedDelivery]:
-        records = await self.pool.fetch(Q["claim_deliveries"], limit, node, lease_seconds)
+    async def claim(
+        self, limit: int, node: str, lease_seconds: float, max_bytes: int = 2**62
+    ) -> list[ClaimedDelivery]:
+        """Lease up to ``limit`` due deliveries whose bodies fit in ``max_bytes`` (at least one)."""
+        records = await self.pool.fetch(
+            Q["claim_deliveries"], limit, node, lease_seconds, max_bytes
+        )
         return _rows(ClaimedDelivery, records)
 
     async def finish(self, results: Sequence[Finished]) -> list[EventRow]:

@@ -71,6 +71,7 @@ class RelayListener:
             data_timeout=s.smtp_data_timeout,
             replies=self._replies,
             on_lost=self._sessions.discard,
+            bodies=self.relay.bodies,
         )
         self._sessions.add(smtp)
         return smtp

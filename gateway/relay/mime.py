@@ -20,6 +20,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from email.message import EmailMessage
 
+from gateway.relay.hollow import SIZE_HEADER, hollow
+
 log = logging.getLogger(__name__)
 
 # Labels whose real-world text is wider than the label says (WHATWG does the same).
@@ -45,6 +47,7 @@ _ENCODED_WORD = re.compile(r"=\?([^?\s]+)\?([bBqQ])\?([^?\s]*)\?=")
 _FOLD = re.compile(r"\r?\n(?=[ \t])")
 
 _parser = email.parser.BytesParser(policy=email.policy.default)
+HOLLOW_FROM = 1024 * 1024  # bytes: larger messages are parsed without their large attachments
 
 
 def codec_for(charset: str | None) -> str | None:
@@ -175,8 +178,15 @@ def _filename(part: EmailMessage) -> str | None:
     return decode_header_text(name) if ("=?" in name or not name.isascii()) else name
 
 
+def _size(part: EmailMessage) -> int:
+    hollowed = part.get(SIZE_HEADER)
+    return int(hollowed) if hollowed and str(hollowed).isdigit() else len(_payload(part))
+
+
 def parse(raw: bytes) -> Content:
     """Decode ``raw``: subject, the first text/plain and text/html body parts, attachments."""
+    if len(raw) > HOLLOW_FROM:
+        raw = hollow(raw)
     message = _parser.parsebytes(raw)
     assert isinstance(message, EmailMessage)
     content = Content()
@@ -199,5 +209,5 @@ def parse(raw: bytes) -> Content:
                 text = decode_bytes(_payload(part), part.get_content_charset())
                 setattr(content, attribute, text.replace("\r\n", "\n"))
                 continue
-        content.attachments.append(Attachment(filename, ctype, len(_payload(part))))
+        content.attachments.append(Attachment(filename, ctype, _size(part)))
     return content

@@ -15,6 +15,8 @@ from typing import Any
 
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
+from gateway.bodies import BodyBudget
+from gateway.relay import spool
 from gateway.relay.route import Deliver
 
 log = logging.getLogger(__name__)
@@ -71,9 +73,11 @@ class RelaySMTP(SMTP):
         data_timeout: float,
         replies: dict[str, str],
         on_lost: Callable[[RelaySMTP], None] | None = None,
+        bodies: BodyBudget | None = None,
         **kw: Any,
     ) -> None:
         super().__init__(*args, **kw)
+        self.bodies = bodies  # DATA spooled, then handled within this budget (relay.spool)
         self.data_timeout = data_timeout
         self.in_data = False  # receiving or committing a message: shutdown waits for it
         self._replies = replies
@@ -104,7 +108,10 @@ class RelaySMTP(SMTP):
         self._reset_timeout(self.data_timeout)
         self.in_data = True
         try:
-            await super().smtp_DATA(arg)
+            if self.bodies is None:
+                await super().smtp_DATA(arg)
+            else:
+                await spool.smtp_data(self, arg, self.bodies)
         finally:
             self.in_data = False
             if self.transport is not None:
