@@ -8,7 +8,7 @@ from typing import Any
 import msgspec
 from aiohttp import web
 
-from gateway.api.body import budgeted, read_body
+from gateway.api.body import budgeted, expect_continue, read_body
 from gateway.errors import Invalid, split_validation_error
 
 Handler = Callable[..., Awaitable[Any]]
@@ -80,7 +80,8 @@ def json_response(
 def install(app: web.Application) -> None:
     """Add every route in ROUTES to ``app``, wrapped to decode bodies and encode answers."""
     for r in ROUTES:
-        app.router.add_route(r.method, r.path, _wrap(r))
+        expect = expect_continue if r.body is not None else None
+        app.router.add_route(r.method, r.path, _wrap(r), expect_handler=expect)
 
 
 def _wrap(r: Route) -> Handler:
