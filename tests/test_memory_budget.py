@@ -8,8 +8,10 @@ import asyncio
 import base64
 import datetime as dt
 import gc
+import io
 import json
 import os
+import random
 import tracemalloc
 import uuid
 import weakref
@@ -20,6 +22,7 @@ import pytest
 
 from gateway.batching import Batcher
 from gateway.relay import mime
+from gateway.relay.spool import _Writer, receive
 from tests.gateway_fixtures import unique
 from tests.relay_support import PASSWORD, message_ids, start_relay
 
@@ -232,6 +235,37 @@ async def test_data_of_only_the_final_dot_is_answered_not_waited_on(make_gateway
         response = await smtp.execute_command(b".")  # nothing before the final dot
         assert response.code == 250, response  # an empty message, not a wait for more
         assert (await smtp.noop()).code == 250  # the session still answers
+
+
+async def test_the_spool_reader_finds_the_end_and_unstuffs_however_the_bytes_arrive():
+    rng = random.Random(9)
+    pieces = [b".", b"..", b"\r", b"x" * 997, b"a.b", b"", b".\r", b"\n", b"\r\n."]
+    edges = [[], [b""], [b".a", b""], [b"", b""], [b"."], [b"\ra", b"", b"."], [b"..", b""]]
+    edges += [[b"\r"], [b"\r\r", b""], [b"x\r"], [b".\r"], [b"\n"]]
+    for n in range(60):
+        lines = (
+            edges[n]
+            if n < len(edges)
+            else [b"".join(rng.choices(pieces, k=rng.randint(0, 4)))[:990] for _ in range(300)]
+        )
+        original = b"".join(line + b"\r\n" for line in lines)
+        stuffed = original.replace(b"\r\n.", b"\r\n..")
+        stuffed = b"." + stuffed if stuffed.startswith(b".") else stuffed
+        stream = stuffed + b".\r\nQUIT\r\n"
+        reader = asyncio.StreamReader(limit=1001)  # aiosmtpd's: its line length limit
+        spool = io.BytesIO()
+        writer = _Writer(spool, None, 1001)
+        receiving = asyncio.ensure_future(receive(reader, writer))
+        at = 0
+        while at < len(stream):
+            size = rng.choice([1, 2, 3, 5, 64, 1000, 5000])
+            reader.feed_data(stream[at : at + size])
+            at += size
+            await asyncio.sleep(0)
+        await asyncio.wait_for(receiving, 10)
+        assert writer.problem is None
+        assert spool.getvalue() == original
+        assert await reader.read(100) == b"QUIT\r\n"  # a pipelined command stays unread
 
 
 # -- the parse of large mail ---------------------------------------------------------------

@@ -32,6 +32,7 @@ END = b"\r\n.\r\n"
 TOO_LONG = "500 Line too long (see RFC5321 4.5.3.1.6)"  # aiosmtpd's texts: session.replies
 TOO_MUCH = "552 Error: Too much mail data"
 BUSY = "451 4.3.1 Too many large messages at once; please try again later"
+_START, _AFTER_CR, _BULK = "start of a line", "after a CR", "in bulk"  # receive's states
 
 
 class _Writer:
@@ -77,34 +78,39 @@ async def receive(reader: asyncio.StreamReader, writer: _Writer) -> None:
 
     In bulk, ``readuntil(END)`` finds the end, and when the reader's buffer fills without it,
     LimitOverrunError says how much can be taken without splitting a possible end. That needs
-    the CRLF before the "." unread, which at the start of a line it no longer is: so a line
-    that starts with "." or CR is read as a line first (a bare "." ends the data).
+    all of a possible end unread, which it is not once the bytes before it were taken one by
+    one: so at the start of a line, and after a CR, bytes are read singly (a line that starts
+    with "." whole: a bare "." ends the data) until one that cannot begin or continue an end.
     """
-    at_line_start = True
+    state = _START
     while True:
-        if at_line_start:
-            first = await reader.readexactly(1)
-            if first not in (b".", b"\r"):
-                writer.feed(first)
-                at_line_start = False
-                continue
+        if state == _BULK:
             try:
-                line = first + await reader.readuntil(b"\r\n")
+                chunk = await reader.readuntil(END)
             except asyncio.LimitOverrunError as exc:
-                writer.feed(first + await reader.read(exc.consumed))
-                at_line_start = False
+                writer.feed(await reader.read(exc.consumed))
+                continue
+            writer.feed(chunk[:-3])  # the CRLF before "." ends the last line
+            return
+        byte = await reader.readexactly(1)
+        if state == _START and byte == b".":
+            try:
+                line = byte + await reader.readuntil(b"\r\n")
+            except asyncio.LimitOverrunError as exc:  # a long line: no end in it
+                writer.feed(byte + await reader.read(exc.consumed))
+                state = _BULK
                 continue
             if line == b".\r\n":
                 return
             writer.feed(line)
             continue
-        try:
-            chunk = await reader.readuntil(END)
-        except asyncio.LimitOverrunError as exc:
-            writer.feed(await reader.read(exc.consumed))
-            continue
-        writer.feed(chunk[:-3])  # the CRLF before "." ends the last line
-        return
+        writer.feed(byte)
+        if byte == b"\r":
+            state = _AFTER_CR
+        elif state == _AFTER_CR and byte == b"\n":
+            state = _START
+        else:
+            state = _BULK
 
 
 async def smtp_data(server: SMTP, arg: str, bodies: BodyBudget) -> None:
