@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import binascii
 import datetime as dt
 import gc
 import io
@@ -298,6 +299,68 @@ def test_a_large_mail_parses_as_it_would_whole(monkeypatch):
     assert hollowed == whole
     assert [a.size for a in whole.attachments] == [3 * MiB + 7, 140_000]
     assert (whole.subject, whole.text, whole.html) == ("报警", "the text", "<p>the html</p>")
+
+
+def random_part(rng: random.Random, depth: int = 0) -> bytes:
+    """A MIME part: nested multiparts, text and HTML bodies, attachments of every encoding."""
+    if depth < 3 and rng.random() < 0.6:
+        boundary = f"b{depth}-{rng.randrange(10**6)}".encode()
+        parts = [random_part(rng, depth + 1) for _ in range(rng.randint(1, 4))]
+        body = b"".join(b"--" + boundary + b"\r\n" + p + b"\r\n" for p in parts)
+        kind = rng.choice([b"mixed", b"alternative", b"related"])
+        return (
+            b"Content-Type: multipart/" + kind + b'; boundary="' + boundary + b'"\r\n\r\n'
+            b"preamble\r\n" + body + b"--" + boundary + b"--\r\n"
+        )
+    n = rng.randint(70_000, 300_000) if rng.random() < 0.5 else rng.randint(10, 5000)
+    crlf = lambda data: data.replace(b"\n", b"\r\n")  # noqa: E731
+    return rng.choice(
+        [
+            lambda: (
+                b"Content-Type: text/plain; charset=utf-8\r\n\r\n"
+                + ("你好 hello\r\n" * (n // 14)).encode()
+            ),
+            lambda: (
+                b"Content-Type: text/html; charset=utf-8\r\n"
+                b"Content-Transfer-Encoding: quoted-printable\r\n\r\n"
+                + crlf(binascii.b2a_qp(("<p>你好</p>\n" * (n // 14)).encode()))
+            ),
+            lambda: (
+                b"Content-Type: application/octet-stream\r\n"
+                b'Content-Disposition: attachment; filename="f.bin"\r\n'
+                b"Content-Transfer-Encoding: base64\r\n\r\n"
+                + crlf(base64.encodebytes(rng.randbytes(n)))
+            ),
+            lambda: (
+                b"Content-Type: text/plain; charset=utf-8\r\n"
+                b"Content-Transfer-Encoding: base64\r\n\r\n"
+                + crlf(base64.encodebytes(("文本" * (n // 6)).encode()))
+            ),
+            lambda: (
+                b'Content-Type: application/pdf; name="a.pdf"\r\n'
+                b"Content-Transfer-Encoding: quoted-printable\r\n\r\n"
+                + crlf(binascii.b2a_qp(rng.randbytes(n // 4)))
+            ),
+            lambda: (
+                b"Content-Type: text/csv\r\nContent-Disposition: attachment; filename=x.csv\r\n\r\n"
+                + b"a,b\r\n" * (n // 5)
+            ),
+            lambda: (
+                b"Content-Type: message/rfc822\r\n\r\nSubject: fwd\r\n\r\n"
+                + b"forwarded line\r\n" * (n // 16)
+            ),
+        ]
+    )()
+
+
+def test_random_large_mails_parse_as_they_would_whole(monkeypatch):
+    rng = random.Random(5)
+    for _ in range(12):
+        raw = b"From: a@example.com\r\nSubject: s\r\nMIME-Version: 1.0\r\n" + random_part(rng)
+        monkeypatch.setattr(mime, "HOLLOW_FROM", 0)
+        hollowed = mime.parse(raw)
+        monkeypatch.setattr(mime, "HOLLOW_FROM", 2**40)
+        assert hollowed == mime.parse(raw)
 
 
 def test_parsing_a_large_mail_takes_less_memory_than_the_mail():

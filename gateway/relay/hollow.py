@@ -105,6 +105,8 @@ def _walk(raw: bytes, start: int, end: int, out: list[bytes | memoryview], depth
     if end - body >= MIN_BODY and _hollowable(headers):
         encoding = str(headers.get("Content-Transfer-Encoding", "")).strip().lower()
         size = _decoded_size(raw, body, end, encoding)
+        if headers.get_content_maintype() == "message":  # counted as mime.parse does: the part
+            size = end - start - raw.count(b"\r\n", start, end)  # with its header, LF ends
         newline = b"\r\n" if raw[head_end : head_end + 2] == b"\r\n" else b"\n"
         out.append(view[start:head_end])
         out.append(f"{SIZE_HEADER}: {size}".encode() + newline + newline)
