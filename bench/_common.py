@@ -234,11 +234,17 @@ class Gateway:
     """``msggate serve`` as a subprocess on a free port, against ``database_url``."""
 
     def __init__(
-        self, database_url: str, workdir: Path, dispatcher: bool = True, log_level: str = "WARNING"
+        self,
+        database_url: str,
+        workdir: Path,
+        dispatcher: bool = True,
+        log_level: str = "WARNING",
+        extra_env: dict[str, str] | None = None,
     ) -> None:
         from gateway.crypto import new_key
 
         self.port = free_port()
+        self.smtp_port = free_port()
         self.url = f"http://{HOST}:{self.port}"
         data_dir = workdir / "gateway-data"
         data_dir.mkdir(exist_ok=True)
@@ -247,11 +253,12 @@ class Gateway:
             MSGGATE_DATABASE_URL=database_url,
             MSGGATE_HTTP_HOST=HOST,
             MSGGATE_HTTP_PORT=str(self.port),
-            MSGGATE_SMTP_PORT=str(free_port()),
+            MSGGATE_SMTP_PORT=str(self.smtp_port),
             MSGGATE_DATA_DIR=str(data_dir),
             MSGGATE_SECRET_KEY=new_key(),
             MSGGATE_LOG_LEVEL=log_level,
         )
+        env.update(extra_env or {})
         if dispatcher:
             args = [PYTHON, "-m", "gateway.cli", "serve"]
         else:  # the same `msggate serve`, with create_app(dispatch=False)

@@ -22,7 +22,6 @@ from gateway.relay.listener import relay_listener_ctx
 from gateway.runtime import open_services
 from gateway.services import SERVICES
 
-MAX_BODY = 8 * 1024 * 1024
 CONNECTION_GATE = web.AppKey("connection_gate", ConnectionGate)
 
 
@@ -35,7 +34,7 @@ def create_app(
 ) -> web.Application:
     app = web.Application(
         middlewares=[middleware.guard],
-        client_max_size=MAX_BODY,
+        client_max_size=settings.http_max_body_size,  # chunked bodies; gateway.api.body
         handler_args={"keepalive_timeout": settings.http_keepalive_timeout},
     )
     trusted = parse_networks(settings.trusted_proxies)

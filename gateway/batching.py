@@ -58,13 +58,18 @@ class Batcher(Generic[T, R]):
 
     async def _run(self) -> None:
         while True:
-            batch = [await self._queue.get()]
-            while len(batch) < self._max_batch and not self._queue.empty():
-                batch.append(self._queue.get_nowait())
-            # a caller that gave up (its deadline passed) was told to try again: not committed
-            batch = [entry for entry in batch if not entry[1].done()]
+            batch = await self._next_batch()
             if batch:
                 await self._flush_batch(batch)
+            del batch  # no local keeps the last batch (its items and results) alive while idle
+
+    async def _next_batch(self) -> list[tuple[T, asyncio.Future[R]]]:
+        """The next batch, waiting for its first item; callers that gave up are left out (their
+        deadline passed, so they were told to try again: not committed). Maybe empty."""
+        batch = [await self._queue.get()]
+        while len(batch) < self._max_batch and not self._queue.empty():
+            batch.append(self._queue.get_nowait())
+        return [entry for entry in batch if not entry[1].done()]
 
     async def _flush_batch(self, batch: list[tuple[T, asyncio.Future[R]]]) -> None:
         refused: list[BaseException] = []

@@ -347,6 +347,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         _setup_logging(settings.log_level)
         _event_loop_policy()
         if args.command == "serve":
+            from gateway import malloc
+
+            malloc.tune()  # before any thread: a server's memory goes back after bursts
             asyncio.run(_serve(settings))
         elif args.command == "apikey":
             asyncio.run(_apikey(settings, args))

@@ -75,6 +75,9 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     # accept path
     accept_batch: int = 500
     accept_timeout_seconds: float = 5.0  # then 503 / 451: a hung database must not hang clients
+    http_max_body_size: int = 8 * 1024 * 1024  # bytes of an API request body (413 above)
+    body_memory: int = 32 * 1024 * 1024  # bytes of large bodies (HTTP and SMTP) handled at once
+    body_wait_seconds: float = 30.0  # how long a large body waits for memory: then 503 / 451
     db_pool_size: int = 10
     db_timeout_seconds: float = 30.0  # any database call: connect, pool wait, statement
     node_name: str | None = None
@@ -139,6 +142,9 @@ _RULES: dict[str, tuple[Any, Any, str]] = {
     "accept_batch": _POSITIVE_INT,
     "accept_timeout_seconds": _POSITIVE_FLOAT,
     "db_timeout_seconds": _POSITIVE_FLOAT,
+    "http_max_body_size": (int, lambda v: 1024 <= v <= 2**30, "bytes, 1024-1073741824"),
+    "body_memory": (int, lambda v: v >= 1024 * 1024, "bytes, at least 1048576"),
+    "body_wait_seconds": _POSITIVE_FLOAT,
     "db_pool_size": (int, lambda v: v >= 2, "a whole number of at least 2"),
     "smtp_tls_cert": _FILE,
     "smtp_tls_key": _FILE,

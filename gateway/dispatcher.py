@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import functools
 import logging
 import os
 import socket
@@ -21,9 +22,11 @@ from typing import Any
 
 import msgspec
 
+from gateway import malloc
 from gateway.accounts import Accounts
 from gateway.backoff import retry_delay
 from gateway.batching import Batcher
+from gateway.bodies import LARGE
 from gateway.channel import AccountRef, Channel, Failed, Outcome, Outgoing, Retry, Sent
 from gateway.config import Settings
 from gateway.events import DeliveryEvent
@@ -70,6 +73,7 @@ class Dispatcher:
         self.node = settings.node_name or default_node_name()
         self._wake = asyncio.Event()
         self._in_flight: set[asyncio.Task] = set()
+        self._bytes_in_flight = 0  # bodies of the deliveries being sent (settings.body_memory)
         self._stopping = False
         self._finisher: Batcher[Finished, list[EventRow]] = Batcher(self._flush, 500)
         self._sandbox: Batcher[ClaimedDelivery, None] = Batcher(self._record_sandbox, 500)
@@ -95,13 +99,17 @@ class Dispatcher:
 
     async def _cycle(self) -> None:
         free = self.settings.dispatch_concurrency - len(self._in_flight)
-        if free <= 0:
+        free_bytes = self.settings.body_memory - self._bytes_in_flight
+        if free <= 0 or free_bytes <= 0:
             await asyncio.wait(self._in_flight, return_when=asyncio.FIRST_COMPLETED)
             return
         self._wake.clear()
         try:
             claimed = await self.store.claim(
-                min(free, self.settings.dispatch_batch), self.node, self.settings.lease_seconds
+                min(free, self.settings.dispatch_batch),
+                self.node,
+                self.settings.lease_seconds,
+                free_bytes,
             )
         except Exception as exc:
             log.warning("claiming deliveries failed: %r; retrying after a pause", exc)
@@ -110,10 +118,19 @@ class Dispatcher:
         for delivery in claimed:
             task = asyncio.create_task(self._deliver(delivery))
             self._in_flight.add(task)
-            task.add_done_callback(self._in_flight.discard)
-        if len(claimed) == min(free, self.settings.dispatch_batch):
+            self._bytes_in_flight += delivery.size
+            task.add_done_callback(functools.partial(self._done, delivery.size))
+        if len(claimed) == min(free, self.settings.dispatch_batch) or (
+            self._bytes_in_flight >= self.settings.body_memory
+        ):
             return  # there is probably more: claim again as soon as slots allow
         await self._sleep(await self._until_next_due())
+
+    def _done(self, size: int, task: asyncio.Task) -> None:
+        self._in_flight.discard(task)
+        self._bytes_in_flight -= size
+        if size >= LARGE and self._bytes_in_flight < LARGE:
+            malloc.trim_later()  # large bodies were sent: give their memory back
 
     async def _until_next_due(self) -> float:
         poll = self.settings.poll_seconds

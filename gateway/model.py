@@ -115,6 +115,7 @@ class ClaimedDelivery(msgspec.Struct, frozen=True):
     template: str | None = None
     options: dict[str, Any] = {}
     slot_at: dt.datetime | None = None
+    size: int = 0  # bytes of text, html and original MIME: what it holds in memory
 
 
 class Finished(msgspec.Struct, frozen=True):

@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 
 from gateway.accounts import Accounts
 from gateway.apikeys import ApiKeys
+from gateway.bodies import BodyBudget
 from gateway.config import Settings
 from gateway.crypto import load_secret_box
 from gateway.database import embedded_url, open_pool
@@ -52,14 +53,19 @@ async def open_services(
         )
         limiter = rate_limiter(settings.redis_url)
         receipts = Receipts(store, plugins, accounts, parse_networks(settings.trusted_proxies))
-        services = Services(settings, store, plugins, accounts, messages, ApiKeys(store), receipts)
+        bodies = BodyBudget(settings.body_memory, settings.body_wait_seconds)
+        services = Services(
+            settings, store, plugins, accounts, messages, ApiKeys(store), receipts, bodies
+        )
         task = None
         if dispatch:
             services.dispatcher = Dispatcher(store, plugins, accounts, settings, limiter)
             messages.on_commit = services.dispatcher.poke
         try:
             # before the dispatcher runs: the relay plugs its original-MIME seam into it
-            relay = await open_relay(settings, store, plugins, messages, services.dispatcher)
+            relay = await open_relay(
+                settings, store, plugins, messages, services.dispatcher, bodies
+            )
             services.relay = relay
             if services.dispatcher is not None:
                 task = asyncio.create_task(services.dispatcher.run(), name="dispatcher")

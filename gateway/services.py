@@ -8,6 +8,7 @@ from aiohttp import web
 
 from gateway.accounts import Accounts
 from gateway.apikeys import ApiKeys
+from gateway.bodies import BodyBudget
 from gateway.config import Settings
 from gateway.dispatcher import Dispatcher
 from gateway.messages import MessageService
@@ -26,6 +27,7 @@ class Services:
     messages: MessageService
     api_keys: ApiKeys
     receipts: Receipts
+    bodies: BodyBudget  # memory for large bodies, shared by the API and the relay
     dispatcher: Dispatcher | None = None
     relay: RelayServices | None = None  # SMTP relay, access list, relay users
 

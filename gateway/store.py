@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import random
+import re
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
@@ -89,21 +90,41 @@ class InsertResult(msgspec.Struct, frozen=True):
     refused: dict[uuid.UUID, Unstorable] = {}
 
 
-def _encode_storable(batch: Sequence[NewMessage]) -> tuple[str, dict[uuid.UUID, Unstorable]]:
-    """The batch as the statement's JSON, without the messages PostgreSQL would refuse.
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
-    Looking for those costs one substring search unless the batch shows a NUL escape or
-    cannot be encoded (an unpaired surrogate); only then is each message walked.
+
+def _suspect_text(text: str | None) -> bool:
+    """Whether ``text`` may hold what PostgreSQL refuses (cheap: ASCII is known in O(1))."""
+    return bool(text) and (
+        "\x00" in text or (not text.isascii() and _SURROGATE.search(text) is not None)
+    )
+
+
+def _without_bodies(batch: Sequence[NewMessage]) -> bytes:
+    """The statement's JSON: the messages without text, html and raw (sent as arrays)."""
+    return _json.encode([msgspec.structs.replace(m, text=None, html=None, raw=None) for m in batch])
+
+
+def _encode_storable(
+    batch: Sequence[NewMessage],
+) -> tuple[Sequence[NewMessage], bytes, dict[uuid.UUID, Unstorable]]:
+    """The messages PostgreSQL can store, their JSON, and the refusals of the others.
+
+    Looking for those costs one substring search of the JSON (and of each non-ASCII body)
+    unless one shows a sign of a NUL or an unpaired surrogate; only then is each message walked.
     """
     try:
-        payload = _json.encode(batch)
-        if NUL_IN_JSON not in payload:
-            return payload.decode(), {}
+        payload = _without_bodies(batch)
+        if NUL_IN_JSON not in payload and not any(
+            _suspect_text(m.text) or _suspect_text(m.html) for m in batch
+        ):
+            return batch, payload, {}
     except UnicodeEncodeError:
         pass
     refused = {m.id: problem for m in batch if (problem := unstorable(m)) is not None}
+    kept = [m for m in batch if m.id not in refused]
     try:
-        return _json.encode([m for m in batch if m.id not in refused]).decode(), refused
+        return kept, _without_bodies(kept), refused
     except UnicodeEncodeError:  # somewhere the walk does not look: let the caller split
         raise Unstorable("the message holds text that is not valid Unicode") from None
 
@@ -148,19 +169,27 @@ class Store:
         connection and the statement; when it passes, asyncpg cancels the statement on the
         server, which commits nothing unless it had committed already.
         """
-        payload, refused = _encode_storable(batch)
-        if len(refused) == len(batch):
+        kept, payload, refused = _encode_storable(batch)
+        if not kept:
             return InsertResult(frozenset(), {}, refused)
         # The acquire timeout is also how long releasing the connection may wait for asyncpg
         # to cancel a statement that timed out: one timeout bounds all three.
         async with self.pool.acquire(timeout=timeout) as conn:
             try:
-                row = await conn.fetchrow(Q["insert_messages"], payload, timeout=timeout)
+                row = await conn.fetchrow(
+                    Q["insert_messages"],
+                    payload,
+                    [m.id for m in kept],
+                    [m.text for m in kept],
+                    [m.html for m in kept],
+                    [m.raw for m in kept],
+                    timeout=timeout,
+                )
             except ITEM_ERRORS as exc:
                 raise _refusal(exc) from None
             skipped = frozenset(row["skipped"])
             existing: dict[tuple[str, str], tuple[uuid.UUID, bytes | None]] = {}
-            for m in batch:
+            for m in kept:
                 if m.idempotency_key is None or m.id not in skipped:
                     continue
                 key = (m.idempotency_scope or "", m.idempotency_key)
@@ -192,8 +221,13 @@ class Store:
 
     # -- the queue ---------------------------------------------------------------------------
 
-    async def claim(self, limit: int, node: str, lease_seconds: float) -> list[ClaimedDelivery]:
-        records = await self.pool.fetch(Q["claim_deliveries"], limit, node, lease_seconds)
+    async def claim(
+        self, limit: int, node: str, lease_seconds: float, max_bytes: int = 2**62
+    ) -> list[ClaimedDelivery]:
+        """Lease up to ``limit`` due deliveries whose bodies fit in ``max_bytes`` (at least one)."""
+        records = await self.pool.fetch(
+            Q["claim_deliveries"], limit, node, lease_seconds, max_bytes
+        )
         return _rows(ClaimedDelivery, records)
 
     async def finish(self, results: Sequence[Finished]) -> list[EventRow]:

@@ -58,7 +58,9 @@ async def _answer(request: web.Request, handler) -> web.StreamResponse:
             key_checked(request)
         return await handler(request)
     except GatewayError as exc:
-        return json_response(error_body(exc.code, exc.message, exc.field), exc.status)
+        retry = getattr(exc, "retry_after", None)
+        headers = {"Retry-After": str(retry)} if retry else None
+        return json_response(error_body(exc.code, exc.message, exc.field), exc.status, headers)
     except web.HTTPException as exc:
         if exc.status < 400:
             raise

@@ -8,6 +8,7 @@ from typing import Any
 import msgspec
 from aiohttp import web
 
+from gateway.api.body import budgeted, expect_continue, read_body
 from gateway.errors import Invalid, split_validation_error
 
 Handler = Callable[..., Awaitable[Any]]
@@ -54,7 +55,7 @@ async def decode_body(request: web.Request, kind: type) -> Any:
     decoder = _decoders.get(kind)
     if decoder is None:
         decoder = _decoders[kind] = msgspec.json.Decoder(kind)
-    raw = await request.read()
+    raw = await read_body(request)
     if not raw:
         raise Invalid("the request body is empty: send a JSON object")
     try:
@@ -79,15 +80,17 @@ def json_response(
 def install(app: web.Application) -> None:
     """Add every route in ROUTES to ``app``, wrapped to decode bodies and encode answers."""
     for r in ROUTES:
-        app.router.add_route(r.method, r.path, _wrap(r))
+        expect = expect_continue if r.body is not None else None
+        app.router.add_route(r.method, r.path, _wrap(r), expect_handler=expect)
 
 
 def _wrap(r: Route) -> Handler:
     async def handle(request: web.Request) -> web.StreamResponse:
-        args = [request]
-        if r.body is not None:
-            args.append(await decode_body(request, r.body))
-        result = await r.handler(*args)
+        if r.body is None:
+            result = await r.handler(request)
+        else:
+            async with budgeted(request):  # held until the message is committed
+                result = await r.handler(request, await decode_body(request, r.body))
         if isinstance(result, web.StreamResponse):
             return result
         if result is None:

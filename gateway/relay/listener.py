@@ -97,6 +97,7 @@ class RelayListener:
             replies=self._replies,
             limits=self.limits,
             on_lost=self._sessions.discard,
+            bodies=self.relay.bodies,
         )
         self._sessions.add(smtp)
         return smtp

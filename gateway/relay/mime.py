@@ -20,6 +20,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from email.message import EmailMessage
 
+from gateway.relay.hollow import SIZE_HEADER, hollow
+
 log = logging.getLogger(__name__)
 
 # Labels whose real-world text is wider than the label says (WHATWG does the same).
@@ -45,6 +47,7 @@ _ENCODED_WORD = re.compile(r"=\?([^?\s]+)\?([bBqQ])\?([^?\s]*)\?=")
 _FOLD = re.compile(r"\r?\n(?=[ \t])")
 
 _parser = email.parser.BytesParser(policy=email.policy.default)
+HOLLOW_FROM = 1024 * 1024  # bytes: larger messages are parsed without their large attachments
 
 MAX_DEPTH = 40  # MIME parts nested deeper are refused: the parser recurses once per level
 # The standard parser's time grows with the parts (about a millisecond each) and with the square
@@ -208,11 +211,18 @@ def count_parts(raw: bytes) -> int:
     return bound
 
 
+def _size(part: EmailMessage) -> int:
+    hollowed = part.get(SIZE_HEADER)
+    return int(hollowed) if hollowed and str(hollowed).isdigit() else len(_payload(part))
+
+
 def parse(raw: bytes) -> Content:
     """Decode ``raw``: subject, the first text/plain and text/html body parts, attachments.
 
     Raises Unreadable for a structure too deep or too wide to walk."""
     count_parts(raw)
+    if len(raw) > HOLLOW_FROM:
+        raw = hollow(raw)
     try:
         message = _parser.parsebytes(raw)
     except RecursionError:  # the standard parser recurses once per nested multipart
@@ -241,5 +251,5 @@ def parse(raw: bytes) -> Content:
                 text = decode_bytes(_payload(part), part.get_content_charset())
                 setattr(content, attribute, text.replace("\r\n", "\n"))
                 continue
-        content.attachments.append(Attachment(filename, ctype, len(_payload(part))))
+        content.attachments.append(Attachment(filename, ctype, _size(part)))
     return content

@@ -87,7 +87,7 @@ def prepare(raw: bytes, received: bytes, *, message_id: str | None, date: bool) 
         added.append(f"Date: {now_date()}\r\n".encode("ascii"))
     if kept and not kept[-1].endswith(b"\n"):
         kept[-1] += b"\r\n"
-    body = raw[end:]
+    body: bytes | memoryview = memoryview(raw)[end:]  # joined below: not copied twice
     if end == len(raw):  # headers only: the header block still needs its empty line
         body = b"\r\n"
     return b"".join([received, *kept, *added, body])

@@ -16,6 +16,7 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from gateway.bodies import BodyBudget
 from gateway.config import Settings
 from gateway.dispatcher import Dispatcher
 from gateway.messages import MessageService
@@ -89,6 +90,7 @@ class RelayServices:
     submitter: Submitter
     bounces: Bounces
     trusted_proxies: tuple[Network, ...]
+    bodies: BodyBudget  # memory for large messages, shared with the API
     raw_loader: RawLoader | None = None
     actions: ActionTrigger | None = None
     listener: RelayListener | None = None  # once serving (gateway.relay.listener)
@@ -108,6 +110,7 @@ async def open_relay(
     plugins: Plugins,
     messages: MessageService,
     dispatcher: Dispatcher | None,
+    bodies: BodyBudget | None = None,
 ) -> RelayServices:
     """Build the relay's services; with a dispatcher, also its seam and the bounce observer."""
     relay_store = RelayStore(store.pool)
@@ -133,6 +136,7 @@ async def open_relay(
         submitter=Submitter(messages, plugins),
         bounces=Bounces(settings, hostname, relay_store, store, messages),
         trusted_proxies=parse_networks(settings.trusted_proxies),
+        bodies=bodies or BodyBudget(settings.body_memory, settings.body_wait_seconds),
     )
     if dispatcher is not None:
         relay.raw_loader = RawLoader(relay_store)

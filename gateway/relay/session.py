@@ -24,6 +24,8 @@ from typing import Any
 
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
+from gateway.bodies import BodyBudget
+from gateway.relay import spool
 from gateway.relay.limits import SessionLimits
 from gateway.relay.route import Deliver
 from gateway.relay.validate import command_refusal, safe_reply
@@ -89,9 +91,11 @@ class RelaySMTP(SMTP):
         replies: dict[str, str],
         limits: SessionLimits | None = None,
         on_lost: Callable[[RelaySMTP], None] | None = None,
+        bodies: BodyBudget | None = None,
         **kw: Any,
     ) -> None:
         super().__init__(*args, **kw)
+        self.bodies = bodies  # DATA spooled, then handled within this budget (relay.spool)
         self.data_timeout = data_timeout
         self.in_data = False  # receiving or committing a message: shutdown waits for it
         self._replies = replies
@@ -205,7 +209,10 @@ class RelaySMTP(SMTP):
         self._reset_timeout(self.data_timeout)
         self.in_data = True
         try:
-            await super().smtp_DATA(arg)
+            if self.bodies is None:
+                await super().smtp_DATA(arg)
+            else:
+                await spool.smtp_data(self, arg, self.bodies)
         finally:
             self.in_data = False
             if self.transport is not None:

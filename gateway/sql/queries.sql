@@ -2,30 +2,36 @@
 -- Group commit in ONE statement (one round trip; a statement is its own transaction): the
 -- messages, the relay's original MIME of those that have one, the deliveries of the messages
 -- actually inserted, and a NOTIFY if there are any. The batch is one JSON array of NewMessage,
--- encoded by msgspec in C (16 parameter arrays cost asyncpg far more CPU). Idempotent replays,
+-- encoded by msgspec in C (16 parameter arrays cost asyncpg far more CPU) and sent as UTF-8
+-- bytes; the large fields (text, html, original MIME) are left out of it and come as arrays
+-- keyed by message id ($2-$5), so a large body is copied once into the query, not also
+-- escaped into JSON (and MIME not base64'd). Idempotent replays,
 -- and messages of a batch retried after its commit, are skipped by ON CONFLICT; message_raw's
 -- foreign key is checked at the end of the statement, when the messages exist (messages and
 -- deliveries have none: migration 0007). The answer is one row:
 -- the ids that were skipped, usually none (cheaper to send and decode than the inserted ones).
 WITH b AS (
-    SELECT * FROM json_to_recordset($1::text::json) AS b (
+    SELECT * FROM json_to_recordset(convert_from($1::bytea, 'UTF8')::json) AS b (
         id uuid, channel text, account_id bigint, account_name text, recipients text[],
-        delivery_ids uuid[], subject text, text text, html text, variables jsonb, ingress text,
+        delivery_ids uuid[], subject text, variables jsonb, ingress text,
         ingress_detail jsonb, idempotency_scope text, idempotency_key text, request_hash text,
-        send_at timestamptz, template text, options jsonb, raw text)
+        send_at timestamptz, template text, options jsonb)
+), big AS (
+    SELECT * FROM unnest($2::uuid[], $3::text[], $4::text[], $5::bytea[])
+        AS big (id, text, html, raw)
 ), m AS (
     INSERT INTO messages (id, channel, account_id, account_name, subject, body_text, body_html,
                           variables, ingress, ingress_detail, idempotency_scope, idempotency_key,
                           request_hash, send_at, template, options)
-    SELECT id, channel, account_id, account_name, subject, text, html, variables, ingress,
-           ingress_detail, idempotency_scope, idempotency_key, decode(request_hash, 'base64'),
-           send_at, template, options
-    FROM b
+    SELECT b.id, channel, account_id, account_name, subject, big.text, big.html, variables,
+           ingress, ingress_detail, idempotency_scope, idempotency_key,
+           decode(request_hash, 'base64'), send_at, template, options
+    FROM b JOIN big ON big.id = b.id
     ON CONFLICT DO NOTHING
     RETURNING id
 ), r AS (
     INSERT INTO message_raw (message_id, data)
-    SELECT b.id, decode(b.raw, 'base64') FROM b JOIN m ON m.id = b.id WHERE b.raw IS NOT NULL
+    SELECT big.id, big.raw FROM big JOIN m ON m.id = big.id WHERE big.raw IS NOT NULL
 ), d AS (
     INSERT INTO deliveries (id, message_id, recipient, status, due_at)
     SELECT x.id, b.id, x.recipient, 'queued', coalesce(b.send_at, now())
@@ -58,19 +64,31 @@ WHERE d.message_id = $1 ORDER BY e.id;
 
 -- name: claim_deliveries
 -- Take up to $1 due deliveries (new, retrying, or sending with an expired lease), lease them to
--- node $2 for $3 seconds, and record the attempt, all in one statement.
+-- node $2 for $3 seconds, and record the attempt, all in one statement. Their bodies (text,
+-- html, original MIME; octet_length reads the stored length without loading a value) come with
+-- them: only as many as fit in $4 bytes are taken, but always the first, so large messages are
+-- sent a few at a time; the rest stay due for the next claim.
 WITH due AS (
-    SELECT id FROM deliveries
+    SELECT id, message_id, due_at FROM deliveries
     WHERE status IN ('queued', 'retrying', 'sending') AND due_at <= now()
     ORDER BY due_at
     LIMIT $1
     FOR UPDATE SKIP LOCKED
+), sized AS (
+    SELECT due.id, s.size,
+           sum(s.size) OVER (ORDER BY due.due_at, due.id) AS running,
+           row_number() OVER (ORDER BY due.due_at, due.id) AS n
+    FROM due
+    JOIN messages m ON m.id = due.message_id
+    LEFT JOIN message_raw r ON r.message_id = due.message_id,
+    LATERAL (SELECT coalesce(octet_length(m.body_text), 0) + coalesce(octet_length(m.body_html), 0)
+                    + coalesce(octet_length(r.data), 0) AS size) AS s
 ), claimed AS (
     UPDATE deliveries d
     SET status = 'sending', attempts = d.attempts + 1, leased_by = $2,
         due_at = now() + make_interval(secs => $3), updated_at = now()
-    FROM due WHERE d.id = due.id
-    RETURNING d.id, d.message_id, d.recipient, d.attempts, d.slot_at
+    FROM sized WHERE d.id = sized.id AND (sized.running <= $4 OR sized.n = 1)
+    RETURNING d.id, d.message_id, d.recipient, d.attempts, d.slot_at, sized.size
 ), attempt AS (
     INSERT INTO delivery_events (delivery_id, kind, detail)
     SELECT id, 'attempt', jsonb_build_object('attempt', attempts, 'node', $2::text)
@@ -78,7 +96,7 @@ WITH due AS (
 )
 SELECT c.id, c.message_id, c.recipient, c.attempts, m.channel, m.account_id, m.account_name,
        m.subject, m.body_text, m.body_html, m.variables, a.revision AS account_revision,
-       m.template, m.options, c.slot_at
+       m.template, m.options, c.slot_at, c.size
 FROM claimed c
 JOIN messages m ON m.id = c.message_id
 LEFT JOIN accounts a ON a.id = m.account_id;
