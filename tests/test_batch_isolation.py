@@ -252,8 +252,8 @@ async def test_the_relay_refuses_text_the_database_cannot_store_with_5xx_not_451
     user = await relay.user()
     caplog.set_level(logging.INFO)
     mail = (
-        "From: app@example.com\r\nTo: ops@example.com\r\nSubject: nul\r\n"
-        f"Message-ID: <{unique('m')}@example.com>\r\n\r\nbefore\x00after\r\n"
+        "From: app@example.com\r\nTo: ops@example.com\r\nSubject: before\x00after\r\n"
+        f"Message-ID: <{unique('m')}@example.com>\r\n\r\nbody\r\n"
     )
     with pytest.raises(aiosmtplib.SMTPDataError) as refused:
         await relay.send(mail, ["ops@example.com"], user=user)
