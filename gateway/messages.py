@@ -7,7 +7,7 @@ import hashlib
 import time
 import uuid
 from collections.abc import Callable, Sequence
-from typing import Annotated, Any
+from typing import Annotated, Any, ClassVar, Literal
 
 import msgspec
 from msgspec import Meta
@@ -20,9 +20,17 @@ from gateway.plugins import Plugins
 from gateway.store import InsertResult, Store
 
 MAX_RECIPIENTS = 1000
+IDEMPOTENCY_KEY_MAX = 200  # characters, in the body's field or the Idempotency-Key header
 ACCOUNT_CACHE_SECONDS = 5.0
 
 Recipient = Annotated[str, Meta(min_length=1, max_length=320)]
+IdempotencyKey = Annotated[str, Meta(min_length=1, max_length=IDEMPOTENCY_KEY_MAX)]
+SendAt = Annotated[
+    dt.datetime, Meta(extra_json_schema={"format": "date-time"}, description="with a time zone")
+]
+DeliveryStatus = Literal[
+    "queued", "sending", "retrying", "sent", "failed", "delivered", "undelivered"
+]  # the deliveries_status_check constraint's values
 
 
 class MessageIn(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -37,14 +45,26 @@ class MessageIn(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     variables: dict[str, Any] = {}
     template: Annotated[str, Meta(min_length=1, max_length=200)] | None = None
     options: dict[str, Any] = {}
-    send_at: dt.datetime | None = None
-    idempotency_key: Annotated[str, Meta(min_length=1, max_length=200)] | None = None
+    send_at: SendAt | None = None
+    idempotency_key: IdempotencyKey | None = None
+
+    # OpenAPI: prepare() refuses an empty message (see gateway.api.openapi)
+    schema_rules: ClassVar[dict[str, Any]] = {
+        "anyOf": [
+            {"required": ["text"], "properties": {"text": {"type": "string", "minLength": 1}}},
+            {"required": ["html"], "properties": {"html": {"type": "string", "minLength": 1}}},
+            {
+                "required": ["variables"],
+                "properties": {"variables": {"type": "object", "minProperties": 1}},
+            },
+        ]
+    }
 
 
 class DeliveryOut(msgspec.Struct):
     id: str
     recipient: str
-    status: str
+    status: DeliveryStatus
 
 
 class Accepted(msgspec.Struct):
@@ -64,7 +84,7 @@ class EventOut(msgspec.Struct):
 class DeliveryDetail(msgspec.Struct):
     id: str
     recipient: str
-    status: str
+    status: DeliveryStatus
     attempts: int
     next_attempt_at: dt.datetime | None
     provider_id: str | None

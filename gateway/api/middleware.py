@@ -48,7 +48,11 @@ async def guard(request: web.Request, handler) -> web.StreamResponse:
         code = {404: "not_found", 405: "method_not_allowed", 413: "too_large"}.get(
             exc.status, "http_error"
         )
-        return json_response(error_body(code, exc.reason), exc.status)
+        allow = exc.headers.get("Allow")  # RFC 9110: a 405 lists the methods that would do
+        if allow is None:
+            return json_response(error_body(code, exc.reason), exc.status)
+        message = f"{request.method} is not allowed here; allowed: {allow}"
+        return json_response(error_body(code, message), exc.status, {"Allow": allow})
     except UNAVAILABLE as exc:
         log.warning("%s %s: database unavailable: %r", request.method, request.path, exc)
         return json_response(
