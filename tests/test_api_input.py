@@ -268,3 +268,47 @@ async def test_unknown_method_is_405_with_allow_and_a_json_body(gateway):
             body = await response.json()
             assert body["error"]["code"] == "method_not_allowed"
             assert method in body["error"]["message"]
+
+
+async def test_openapi_declares_the_limits_the_server_enforces(gateway):
+    async with (
+        aiohttp.ClientSession() as anonymous,
+        anonymous.get(gateway.url + "/api/openapi.json") as response,
+    ):
+        doc = await response.json()
+    paths, schemas = doc["paths"], doc["components"]["schemas"]
+
+    def params(path: str, method: str = "get") -> dict:
+        return {p["name"]: p for p in paths[path][method].get("parameters", [])}
+
+    sandbox = params("/api/v1/sandbox/messages")
+    assert sandbox["limit"]["schema"] == {"type": "integer", "minimum": 1, "maximum": 500}
+    assert sandbox["before"]["schema"]["type"] == "integer"
+    assert params("/api/v1/messages/{id}")["id"]["schema"]["format"] == "uuid"
+    rule_id = params("/api/v1/access-rules/{id}", "delete")["id"]
+    assert rule_id["schema"]["type"] == "integer" and rule_id["required"] is True
+    name = params("/api/v1/accounts/{name}", "patch")["name"]["schema"]
+    assert name["maxLength"] == 200 and name["pattern"]
+
+    message = schemas["MessageIn"]
+    assert {tuple(rule["required"]) for rule in message["anyOf"]} == {
+        ("text",),
+        ("html",),
+        ("variables",),
+    }
+    assert message["properties"]["idempotency_key"]["anyOf"][0]["maxLength"] == 200
+    send_at = message["properties"]["send_at"]["anyOf"][0]
+    assert send_at["format"] == "date-time"
+    account = schemas["AccountIn"]
+    assert {tuple(rule["required"]) for rule in account["anyOf"]} == {("sandbox",), ("config",)}
+    assert "delivered" in schemas["DeliveryOut"]["properties"]["status"]["enum"]
+
+    post = paths["/api/v1/messages"]["post"]["responses"]
+    assert set(post) == {"202", "401", "403", "409", "413", "415", "422", "503"}
+    assert "Retry-After" in post["503"]["headers"]
+    health = paths["/api/v1/health"]["get"]["responses"]
+    assert set(health) == {"200", "422", "503"}
+    assert health["503"]["content"] == health["200"]["content"]
+    for path, operations in paths.items():
+        for method, operation in operations.items():
+            assert "default" not in operation["responses"], (method, path)

@@ -98,9 +98,8 @@ def openapi_document() -> dict[str, Any]:
             ok["content"] = {"application/json": {"schema": by_type[r.response]}}
         responses: dict[str, Any] = {str(s): ok for s in (r.status, *r.also)}
         for status in error_statuses(r):
-            responses[str(status)] = {"description": ERRORS[status], "content": error}
-        if 503 in responses:
-            responses["503"]["headers"] = _RETRY_AFTER
+            answer = {"description": ERRORS[status], "content": error}
+            responses[str(status)] = answer | ({"headers": _RETRY_AFTER} if status == 503 else {})
         op["responses"] = responses
         if not r.public:
             op["security"] = [{"bearer": []}]
