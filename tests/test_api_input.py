@@ -100,6 +100,14 @@ async def test_nul_in_any_body_text_is_422_naming_the_field_and_nothing_is_store
     assert await db.fetchval("SELECT count(*) FROM messages") == before
 
 
+async def test_lone_surrogates_and_invalid_utf8_in_a_body_are_422(gateway):
+    account = await sandbox(gateway)
+    body = json.dumps(message(account, text="HERE")).encode()
+    for bad in (b"\\ud800", b"\\udc00x", b"\xed\xa0\x80", b"\xff"):
+        status, answer, _ = await raw_post(gateway, "/api/v1/messages", body.replace(b"HERE", bad))
+        assert status == 422 and answer["error"]["code"] == "invalid", (bad, answer)
+
+
 async def test_bad_text_does_not_disturb_good_messages_sent_at_the_same_time(gateway, db):
     account = await sandbox(gateway)
     bad = [gateway.post("/api/v1/messages", message(account, text=NUL)) for _ in range(20)]
