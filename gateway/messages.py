@@ -128,6 +128,18 @@ def _request_hash(msg: MessageIn) -> bytes:
     ).digest()
 
 
+def _utc(when: dt.datetime | None) -> dt.datetime | None:
+    """``when`` in UTC: PostgreSQL refuses offsets beyond ±15:59 that ISO 8601 allows."""
+    if when is None:
+        return None
+    if when.tzinfo is None:
+        raise Invalid("send_at needs a time zone, e.g. 2026-01-01T09:00:00+08:00", "send_at")
+    try:
+        return when.astimezone(dt.UTC)
+    except OverflowError:  # before 0001-01-01 or after 9999-12-31 in UTC
+        raise Invalid("send_at is out of range (years 1-9999 in UTC)", "send_at") from None
+
+
 def _too_long(channel: Channel, text: str) -> str | None:
     """Why ``text`` is longer than the channel takes whole, or None."""
     if channel.max_text_chars is not None and len(text) > channel.max_text_chars:
@@ -201,8 +213,7 @@ class MessageService:
             raise Invalid(f"channel {msg.channel!r} takes plain text: give text", "text")
         if msg.text and (problem := _too_long(channel, msg.text)):
             raise Invalid(problem, "text")
-        if msg.send_at is not None and msg.send_at.tzinfo is None:
-            raise Invalid("send_at needs a time zone, e.g. 2026-01-01T09:00:00+08:00", "send_at")
+        send_at = _utc(msg.send_at)
         recipients = list(dict.fromkeys(channel.normalize_recipient(r) for r in msg.recipients))
         for i, recipient in enumerate(recipients):
             problem = channel.check_recipient(recipient) if recipient else "empty recipient"
@@ -225,7 +236,7 @@ class MessageService:
             idempotency_scope=ingress.scope if key else None,
             idempotency_key=key,
             request_hash=_request_hash(msg) if key else None,
-            send_at=msg.send_at,
+            send_at=send_at,
             template=msg.template,
             options=self._options(channel, msg.options),
             raw=ingress.raw,

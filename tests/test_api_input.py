@@ -108,6 +108,19 @@ async def test_lone_surrogates_and_invalid_utf8_in_a_body_are_422(gateway):
         assert status == 422 and answer["error"]["code"] == "invalid", (bad, answer)
 
 
+async def test_send_at_with_any_iso_offset_is_kept_in_utc_and_out_of_range_is_422(gateway):
+    account = await sandbox(gateway)
+    # ISO 8601 allows offsets PostgreSQL refuses (beyond ±15:59): it was a 500
+    accepted = await gateway.send(**message(account, text="t", send_at="2999-10-27T22:10:17-20:30"))
+    _, detail = await gateway.get(f"/api/v1/messages/{accepted['id']}")
+    assert detail["send_at"].startswith("2999-10-28T18:40:17"), detail["send_at"]
+    for bad in ("0001-01-01T00:00:00+10:00", "9999-12-31T23:59:59-10:00"):
+        status, answer = await gateway.post(
+            "/api/v1/messages", message(account, text="t", send_at=bad)
+        )
+        assert status == 422 and answer["error"]["field"] == "send_at", (bad, answer)
+
+
 async def test_bad_text_does_not_disturb_good_messages_sent_at_the_same_time(gateway, db):
     account = await sandbox(gateway)
     bad = [gateway.post("/api/v1/messages", message(account, text=NUL)) for _ in range(20)]
