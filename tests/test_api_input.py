@@ -323,6 +323,7 @@ async def test_openapi_declares_the_limits_the_server_enforces(gateway):
     account = schemas["AccountIn"]
     assert {tuple(rule["required"]) for rule in account["anyOf"]} == {("sandbox",), ("config",)}
     assert "delivered" in schemas["DeliveryOut"]["properties"]["status"]["enum"]
+    assert schemas["RelayUserIn"]["properties"]["password"]["minLength"] == 12
 
     post = paths["/api/v1/messages"]["post"]["responses"]
     assert set(post) == {"202", "401", "403", "409", "413", "415", "422", "503"}
