@@ -2,12 +2,12 @@
 thousand generated cases (examples, boundary coverage, fuzzing, stateful sequences), no server
 error and no answer the document does not describe.
 
-The seed is fixed when ``CI=true`` and random otherwise; it is printed, and
-``MSGGATE_FUZZ_SEED`` replays one. The run authenticates with an API key; before it starts the
-access list gets a rule for 127.0.0.0/8, so the rules it creates cannot lock it out, and the
-hooks (``tests/schemathesis_hooks.py``) keep it from deleting that rule or the sandbox account
-half of its messages go to. The gateway runs only the e-mail channel: fuzzed account configs
-must never make a channel call a real provider.
+It takes 75-120 s on two busy cores. The seed is fixed when ``CI=true`` and random otherwise;
+it is printed, and ``MSGGATE_FUZZ_SEED`` replays one. The run authenticates with an API key;
+before it starts the access list gets a rule for 127.0.0.0/8, so the rules it creates cannot
+lock it out, and the hooks (``tests/schemathesis_hooks.py``) keep it from deleting that rule
+or the sandbox account half of its messages go to. The gateway runs only the e-mail channel:
+fuzzed account configs must never make a channel call a real provider.
 
 Checks left out: ``positive_data_acceptance`` (a well-formed message to an account that does
 not exist is rightly 422; the schema cannot know the accounts) and the authorization checks
@@ -31,9 +31,10 @@ from gateway.plugins import Plugins
 from tests.gateway_fixtures import unique
 
 CI_SEED = 20261203
-EXAMPLES_PER_OPERATION = 60  # about 1,500 cases over the 16 operations
+# about 1,500 cases over the 16 operations; MSGGATE_FUZZ_EXAMPLES=200 digs deeper by hand
+EXAMPLES_PER_OPERATION = int(os.environ.get("MSGGATE_FUZZ_EXAMPLES") or 60)
 MIN_CASES = 1000
-RUN_SECONDS = 600  # generous: a loaded 2-core machine; about 100 s when it is idle
+RUN_SECONDS = 600 * max(1, EXAMPLES_PER_OPERATION // 60)  # generous: a loaded machine
 HOOKS = Path(__file__).with_name("schemathesis_hooks.py")
 CHECKS = (
     "not_a_server_error",
