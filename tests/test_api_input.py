@@ -334,3 +334,26 @@ async def test_openapi_declares_the_limits_the_server_enforces(gateway):
     for path, operations in paths.items():
         for method, operation in operations.items():
             assert "default" not in operation["responses"], (method, path)
+
+
+async def test_idempotency_key_header_with_bytes_that_are_not_utf8_is_422(gateway):
+    """aiohttp reads such bytes as lone surrogates, which cannot reach the database."""
+    account = await sandbox(gateway)
+    body = json.dumps(message(account, text="t")).encode()
+    host, port = gateway.url.removeprefix("http://").split(":")
+    reader, writer = await asyncio.open_connection(host, int(port))
+    try:
+        writer.write(
+            b"POST /api/v1/messages HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+            + f"Authorization: Bearer {gateway.api_key}\r\n".encode()
+            + b"Content-Type: application/json\r\nIdempotency-Key: key-\xff\xfe\r\n"
+            + f"Content-Length: {len(body)}\r\n\r\n".encode()
+            + body
+        )
+        await writer.drain()
+        answer = await asyncio.wait_for(reader.read(), 30)
+    finally:
+        writer.close()
+    head, _, payload = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 422"), answer
+    assert json.loads(payload)["error"]["field"] == "Idempotency-Key"
