@@ -11,7 +11,9 @@ from typing import Any
 from aiohttp import web
 
 from admin.i18n import Translate
-from gateway.errors import GatewayError
+from admin.render import translate
+from gateway.errors import GatewayError, Invalid
+from gateway.storable import text_problem
 
 MAX_FIELD = 100_000  # characters in one submitted field; more is refused, never truncated
 
@@ -85,6 +87,7 @@ async def read_form(request: web.Request) -> dict[str, str]:
         if isinstance(value, str):
             if len(value) > MAX_FIELD:
                 raise web.HTTPRequestEntityTooLarge(MAX_FIELD, len(value))
+            refuse_unstorable(request, key, value)
             values[key] = value
     return values
 
@@ -110,6 +113,11 @@ def parse_json(text: str) -> Any:
         return json.loads(text)
     except (ValueError, RecursionError):
         raise ValueError("errors.json") from None
+def refuse_unstorable(request: web.Request, field: str, value: str) -> None:
+    """Invalid (the error page, in the user's language) for text the database cannot store:
+    a browser never sends a NUL, so this is a hand-made request, not a form to fix."""
+    if text_problem(field) or text_problem(value):
+        raise Invalid(translate(request)("errors.unstorable", field=field[:60]), field)
 
 
 def page_number(request: web.Request, name: str = "page") -> int:

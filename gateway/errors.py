@@ -51,6 +51,11 @@ class Forbidden(GatewayError):
     code = "forbidden"
 
 
+class UnsupportedMediaType(GatewayError):
+    status = 415
+    code = "unsupported_media_type"
+
+
 class Unavailable(GatewayError):
     status = 503
     code = "unavailable"

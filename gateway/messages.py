@@ -9,7 +9,7 @@ import time
 import uuid
 from collections.abc import Callable, Sequence
 from contextlib import AbstractAsyncContextManager
-from typing import Annotated, Any
+from typing import Annotated, Any, ClassVar, Literal
 
 import msgspec
 from msgspec import Meta
@@ -22,9 +22,17 @@ from gateway.plugins import Plugins
 from gateway.store import InsertResult, Store, item_error
 
 MAX_RECIPIENTS = 1000
+IDEMPOTENCY_KEY_MAX = 200  # characters, in the body's field or the Idempotency-Key header
 ACCOUNT_CACHE_SECONDS = 5.0
 
 Recipient = Annotated[str, Meta(min_length=1, max_length=320)]
+IdempotencyKey = Annotated[str, Meta(min_length=1, max_length=IDEMPOTENCY_KEY_MAX)]
+SendAt = Annotated[
+    dt.datetime, Meta(extra_json_schema={"format": "date-time"}, description="with a time zone")
+]
+DeliveryStatus = Literal[
+    "queued", "sending", "retrying", "sent", "failed", "delivered", "undelivered"
+]  # the deliveries_status_check constraint's values
 
 
 class MessageIn(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -39,14 +47,26 @@ class MessageIn(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     variables: dict[str, Any] = {}
     template: Annotated[str, Meta(min_length=1, max_length=200)] | None = None
     options: dict[str, Any] = {}
-    send_at: dt.datetime | None = None
-    idempotency_key: Annotated[str, Meta(min_length=1, max_length=200)] | None = None
+    send_at: SendAt | None = None
+    idempotency_key: IdempotencyKey | None = None
+
+    # OpenAPI: prepare() refuses an empty message (see gateway.api.openapi)
+    schema_rules: ClassVar[dict[str, Any]] = {
+        "anyOf": [
+            {"required": ["text"], "properties": {"text": {"type": "string", "minLength": 1}}},
+            {"required": ["html"], "properties": {"html": {"type": "string", "minLength": 1}}},
+            {
+                "required": ["variables"],
+                "properties": {"variables": {"type": "object", "minProperties": 1}},
+            },
+        ]
+    }
 
 
 class DeliveryOut(msgspec.Struct):
     id: str
     recipient: str
-    status: str
+    status: DeliveryStatus
 
 
 class Accepted(msgspec.Struct):
@@ -66,7 +86,7 @@ class EventOut(msgspec.Struct):
 class DeliveryDetail(msgspec.Struct):
     id: str
     recipient: str
-    status: str
+    status: DeliveryStatus
     attempts: int
     next_attempt_at: dt.datetime | None
     provider_id: str | None
@@ -108,6 +128,18 @@ def _request_hash(msg: MessageIn) -> bytes:
     return hashlib.sha256(
         msgspec.json.encode(msgspec.structs.replace(msg, idempotency_key=None))
     ).digest()
+
+
+def _utc(when: dt.datetime | None) -> dt.datetime | None:
+    """``when`` in UTC: PostgreSQL refuses offsets beyond ±15:59 that ISO 8601 allows."""
+    if when is None:
+        return None
+    if when.tzinfo is None:
+        raise Invalid("send_at needs a time zone, e.g. 2026-01-01T09:00:00+08:00", "send_at")
+    try:
+        return when.astimezone(dt.UTC)
+    except OverflowError:  # before 0001-01-01 or after 9999-12-31 in UTC
+        raise Invalid("send_at is out of range (years 1-9999 in UTC)", "send_at") from None
 
 
 def _too_long(channel: Channel, text: str) -> str | None:
@@ -200,8 +232,7 @@ class MessageService:
             raise Invalid(f"channel {msg.channel!r} takes plain text: give text", "text")
         if msg.text and (problem := _too_long(channel, msg.text)):
             raise Invalid(problem, "text")
-        if msg.send_at is not None and msg.send_at.tzinfo is None:
-            raise Invalid("send_at needs a time zone, e.g. 2026-01-01T09:00:00+08:00", "send_at")
+        send_at = _utc(msg.send_at)
         recipients = list(dict.fromkeys(channel.normalize_recipient(r) for r in msg.recipients))
         for i, recipient in enumerate(recipients):
             problem = channel.check_recipient(recipient) if recipient else "empty recipient"
@@ -226,7 +257,7 @@ class MessageService:
             idempotency_scope=ingress.scope if key else None,
             idempotency_key=key,
             request_hash=_request_hash(msg) if key else None,
-            send_at=msg.send_at,
+            send_at=send_at,
             template=msg.template,
             options=options,
             raw=ingress.raw,

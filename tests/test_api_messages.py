@@ -169,7 +169,9 @@ async def test_bad_input_names_the_field(gateway):
 
 
 async def test_body_that_is_not_json_is_422(gateway):
-    async with gateway.http.post("/api/v1/messages", data=b"{nope") as response:
+    async with gateway.http.post(
+        "/api/v1/messages", data=b"{nope", headers={"Content-Type": "application/json"}
+    ) as response:
         assert response.status == 422
         assert "JSON" in (await response.json())["error"]["message"]
 

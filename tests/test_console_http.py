@@ -340,6 +340,29 @@ async def test_long_chinese_and_bad_inputs_are_refused_next_to_their_field(gatew
     assert status == 422 and 'id="name-error"' in page
 
 
+async def test_nul_in_a_form_or_search_is_refused_in_the_users_language_not_a_500(
+    gateway, client, db
+):
+    c = client(gateway)
+    assert await c.login(await add_console_user(gateway, "admin")) == 303
+    token = await c.csrf()
+    before = await db.fetchval("SELECT count(*) FROM access_rules")
+    status, page, _ = await c.post(
+        "/access/new", {"_csrf": token, "name": "a\x00b", "cidr": "127.0.0.1"}
+    )
+    assert status == 422 and "“name”包含空字符" in page, page
+    assert await db.fetchval("SELECT count(*) FROM access_rules") == before
+    for path, name in (
+        ("/accounts", "q"),
+        ("/access", "name"),
+        ("/messages", "q"),
+        ("/sandbox", "recipient"),
+        ("/users", "q"),
+    ):
+        status, page, _ = await c.get(path, params={name: "\x00"})
+        assert status == 422 and f"“{name}”包含空字符" in page, (path, status)
+
+
 def test_catalogues_agree_and_cover_every_text_the_console_shows():
     zh, en = i18n.catalogue("zh-CN"), i18n.catalogue("en")
     assert set(zh) == set(en), set(zh) ^ set(en)

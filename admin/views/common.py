@@ -9,7 +9,7 @@ from urllib.parse import urlsplit
 
 from aiohttp import web
 
-from admin.forms import read_form
+from admin.forms import read_form, refuse_unstorable
 from admin.render import redirect, render, translate
 from admin.session import SESSION, TOKEN
 from gateway.console_store import ConsoleUserRow
@@ -114,4 +114,6 @@ async def delete_posted(
 
 
 def query_text(request: web.Request, name: str, limit: int = 200) -> str:
-    return request.query.get(name, "").strip()[:limit]
+    value = request.query.get(name, "")
+    refuse_unstorable(request, name, value)
+    return value.strip()[:limit]

@@ -67,7 +67,11 @@ async def _answer(request: web.Request, handler) -> web.StreamResponse:
         code = {404: "not_found", 405: "method_not_allowed", 413: "too_large"}.get(
             exc.status, "http_error"
         )
-        return json_response(error_body(code, exc.reason), exc.status)
+        allow = exc.headers.get("Allow")  # RFC 9110: a 405 lists the methods that would do
+        if allow is None:
+            return json_response(error_body(code, exc.reason), exc.status)
+        message = f"{request.method} is not allowed here; allowed: {allow}"
+        return json_response(error_body(code, message), exc.status, {"Allow": allow})
     except UNAVAILABLE as exc:
         if request.transport is None or request.transport.is_closing():
             # the caller hung up (mid-body, say): not the database, and nobody reads an answer

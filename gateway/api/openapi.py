@@ -1,16 +1,33 @@
-"""The OpenAPI document, generated from the route table and its msgspec types."""
+"""The OpenAPI document, generated from the route table and its msgspec types.
+
+It says what the server enforces: the types' limits (lengths, patterns, formats), typed query
+and path parameters, the rules between fields a type declares as ``schema_rules`` (a body
+type's JSON Schema keywords such as ``anyOf``), and every status a route can answer. The
+schemathesis run in the tests holds the server to it.
+"""
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 import msgspec
 
 import gateway
-from gateway.api.routing import ROUTES
+from gateway.api.routing import ROUTES, Route
 
-_PARAM = re.compile(r"{(\w+)}")
+# What each error status means; which statuses a route lists comes from what the route has.
+ERRORS = {
+    401: "no valid API key (Authorization: Bearer <key>)",
+    403: "the caller's address is not in the access list",
+    404: "nothing by that name or id",
+    409: "conflicts with what exists (a name taken, an idempotency key used, still in use)",
+    413: "the body is too large",
+    415: "the body is not JSON: send Content-Type: application/json",
+    422: "invalid input: the error names the field",
+    429: "too many requests or connections from the caller's address; wait Retry-After seconds",
+    503: "the database (or the SMTP relay) is unavailable; nothing was done, try again",
+}
+_RETRY_AFTER = {"Retry-After": {"description": "seconds to wait", "schema": {"type": "string"}}}
 
 
 def _error_schema() -> dict[str, Any]:
@@ -31,33 +48,48 @@ def _error_schema() -> dict[str, Any]:
     }
 
 
+def error_statuses(r: Route) -> list[int]:
+    """The error statuses ``r`` can answer: from its kind (public, body, path), then its own."""
+    # 422: text the database cannot store, in any parameter; 429: the per-address limits
+    statuses = {422, 429} | set(r.errors)
+    if not r.public:
+        statuses |= {401, 403, 503}
+    if r.path_params:
+        statuses.add(404)
+    if r.body is not None:
+        statuses |= {413, 415}
+    return sorted(statuses)
+
+
+def _param(p: Any, where: str, schema: dict[str, Any]) -> dict[str, Any]:
+    param = {"name": p.name, "in": where, "required": where == "path", "schema": schema}
+    if p.description:
+        param["description"] = p.description
+    return param
+
+
 def openapi_document() -> dict[str, Any]:
     types = [t for r in ROUTES for t in (r.body, r.response) if t is not None]
+    params = [(r, p) for r in ROUTES for p in (*r.path_params, *r.query_params)]
     schemas, components = msgspec.json.schema_components(
-        types, ref_template="#/components/schemas/{name}"
+        [*types, *(p.type for _, p in params)], ref_template="#/components/schemas/{name}"
     )
-    by_type = dict(zip(types, schemas, strict=True))
+    by_type = dict(zip(types, schemas[: len(types)], strict=True))
+    param_schemas = schemas[len(types) :]
+    for kind in {r.body for r in ROUTES if r.body is not None}:
+        rules = getattr(kind, "schema_rules", None)
+        if rules:
+            components[kind.__name__].update(rules)
     components["Error"] = _error_schema()
-    error_ref = {"$ref": "#/components/schemas/Error"}
+    error = {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
+    param_schema = {(id(r), p.name): s for (r, p), s in zip(params, param_schemas, strict=True)}
     paths: dict[str, dict[str, Any]] = {}
     for r in ROUTES:
         op: dict[str, Any] = {"summary": r.summary, "operationId": r.handler.__name__}
-        params = [
-            {"name": p, "in": "path", "required": True, "schema": {"type": "string"}}
-            for p in _PARAM.findall(r.path)
-        ]
-        params += [
-            {
-                "name": n,
-                "in": "query",
-                "required": False,
-                "description": d,
-                "schema": {"type": "string"},
-            }
-            for n, d in r.query
-        ]
-        if params:
-            op["parameters"] = params
+        listed = [_param(p, "path", param_schema[id(r), p.name]) for p in r.path_params]
+        listed += [_param(p, "query", param_schema[id(r), p.name]) for p in r.query_params]
+        if listed:
+            op["parameters"] = listed
         if r.body is not None:
             op["requestBody"] = {
                 "required": True,
@@ -66,13 +98,11 @@ def openapi_document() -> dict[str, Any]:
         ok: dict[str, Any] = {"description": "success"}
         if r.response is not None:
             ok["content"] = {"application/json": {"schema": by_type[r.response]}}
-        op["responses"] = {
-            str(r.status): ok,
-            "default": {
-                "description": "error",
-                "content": {"application/json": {"schema": error_ref}},
-            },
-        }
+        responses: dict[str, Any] = {str(s): ok for s in (r.status, *r.also)}
+        for status in error_statuses(r):
+            answer = {"description": ERRORS[status], "content": error}
+            responses[str(status)] = answer | ({"headers": _RETRY_AFTER} if status in {429, 503} else {})
+        op["responses"] = responses
         if not r.public:
             op["security"] = [{"bearer": []}]
         paths.setdefault(r.path, {})[r.method.lower()] = op

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import logging
+from typing import Annotated
 
 from aiohttp import web
+from msgspec import Meta
 
-from gateway.api.routing import route
+from gateway.api.routing import PARAMS, Param, route
 from gateway.errors import NotFound, Unavailable
 from gateway.relay.access import AccessRuleIn, AccessRuleView, Address, client_address
 from gateway.relay.services import RelayServices
-from gateway.relay.users import RelayUserIn, RelayUserView
+from gateway.relay.users import RelayUserIn, RelayUserView, Username
 from gateway.services import SERVICES
 
 log = logging.getLogger(__name__)
@@ -36,6 +38,7 @@ def _caller(request: web.Request, relay: RelayServices) -> Address | None:
     body=RelayUserIn,
     response=RelayUserView,
     status=201,
+    errors=(409,),
 )
 async def create_relay_user(request: web.Request, body: RelayUserIn) -> RelayUserView:
     return await _relay(request).users.create(body)
@@ -46,7 +49,13 @@ async def list_relay_users(request: web.Request) -> list[RelayUserView]:
     return await _relay(request).users.list()
 
 
-@route("DELETE", "/api/v1/relay-users/{username}", "Delete an SMTP relay user", status=204)
+@route(
+    "DELETE",
+    "/api/v1/relay-users/{username}",
+    "Delete an SMTP relay user",
+    status=204,
+    params=(Param("username", "the relay user's name", Username),),
+)
 async def delete_relay_user(request: web.Request) -> None:
     await _relay(request).users.delete(request.match_info["username"])
 
@@ -59,6 +68,7 @@ async def delete_relay_user(request: web.Request) -> None:
     body=AccessRuleIn,
     response=AccessRuleView,
     status=201,
+    errors=(409,),
 )
 async def create_access_rule(request: web.Request, body: AccessRuleIn) -> AccessRuleView:
     relay = _relay(request)
@@ -70,12 +80,14 @@ async def create_access_rule(request: web.Request, body: AccessRuleIn) -> Access
     "/api/v1/access-rules",
     "List access rules",
     response=list[AccessRuleView],
-    query=(("name", "names containing this"), ("ip", "only rules that cover this address")),
+    params=(
+        Param("name", "names containing this"),
+        Param("ip", "only rules that cover this address (IPv4 or IPv6)"),
+    ),
 )
 async def list_access_rules(request: web.Request) -> list[AccessRuleView]:
-    return await _relay(request).access.list(
-        request.query.get("name") or None, request.query.get("ip") or None
-    )
+    params = request[PARAMS]
+    return await _relay(request).access.list(params["name"], params["ip"])
 
 
 @route(
@@ -83,10 +95,9 @@ async def list_access_rules(request: web.Request) -> list[AccessRuleView]:
     "/api/v1/access-rules/{id}",
     "Delete an access rule (409 would_lock_out if the rules left would shut out the caller)",
     status=204,
+    params=(Param("id", "the rule's id", Annotated[int, Meta(ge=1, le=2**63 - 1)]),),
+    errors=(409,),
 )
 async def delete_access_rule(request: web.Request) -> None:
-    raw = request.match_info["id"]
-    if not raw.isdigit() or len(raw) > 18:
-        raise NotFound(f"no access rule with id {raw!r}", "id")
     relay = _relay(request)
-    await relay.access.delete(int(raw), _caller(request, relay))
+    await relay.access.delete(request[PARAMS]["id"], _caller(request, relay))

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+import uuid
+from typing import Annotated, Any, ClassVar
 
 import msgspec
 from aiohttp import web
@@ -10,13 +11,20 @@ from msgspec import Meta
 
 from gateway.accounts import AccountView
 from gateway.api.middleware import API_KEY
-from gateway.api.routing import json_response, route
+from gateway.api.routing import PARAMS, Param, check_storable, json_response, route
 from gateway.errors import Invalid
-from gateway.messages import Accepted, Ingress, MessageDetail, MessageIn
+from gateway.messages import (
+    IDEMPOTENCY_KEY_MAX,
+    Accepted,
+    Ingress,
+    MessageDetail,
+    MessageIn,
+)
 from gateway.model import ApiKey
 from gateway.services import SERVICES
 
 Name = Annotated[str, Meta(min_length=1, max_length=200, pattern=r"^[^\s/][^/]*$")]
+ACCOUNT_NAME = Param("name", "the account's name", Name)
 
 
 class AccountIn(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -26,6 +34,14 @@ class AccountIn(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     name: Name
     sandbox: bool = False
     config: dict[str, Any] | None = None
+
+    # OpenAPI: the service refuses a real account without config
+    schema_rules: ClassVar[dict[str, Any]] = {
+        "anyOf": [
+            {"required": ["sandbox"], "properties": {"sandbox": {"const": True}}},
+            {"required": ["config"], "properties": {"config": {"type": "object"}}},
+        ]
+    }
 
 
 class AccountPatch(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -66,27 +82,13 @@ class PluginOut(msgspec.Struct):
     channels: list[str]
 
 
-def _int_query(
-    request: web.Request, name: str, default: int | None, lo: int, hi: int
-) -> int | None:
-    raw = request.query.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise Invalid(f"{name} must be a whole number", name) from None
-    if not lo <= value <= hi:
-        raise Invalid(f"{name} must be between {lo} and {hi}", name)
-    return value
-
-
 @route(
     "GET",
     "/api/v1/health",
     "Is the gateway up and its database reachable?",
     response=Health,
     public=True,
+    also=(503,),
 )
 async def health(request: web.Request) -> web.Response:
     try:
@@ -103,17 +105,34 @@ async def health(request: web.Request) -> web.Response:
     body=MessageIn,
     response=Accepted,
     status=202,
+    errors=(409,),
 )
 async def post_message(request: web.Request, msg: MessageIn) -> web.Response:
     services = request.app[SERVICES]
     key: ApiKey = request[API_KEY]
-    header_key = request.headers.get("Idempotency-Key")
-    if header_key and not msg.idempotency_key:
-        msg = msgspec.structs.replace(msg, idempotency_key=header_key[:200])
+    msg = _with_header_key(msg, request.headers.get("Idempotency-Key"))
     ingress = Ingress("http", {"api_key": key.name, "remote": request.remote}, f"api:{key.id}")
     accepted = await services.messages.accept(msg, ingress)
     headers = {"Idempotent-Replayed": "true"} if accepted.replayed else None
     return json_response(accepted, 202, headers)
+
+
+def _with_header_key(msg: MessageIn, header: str | None) -> MessageIn:
+    """The ``Idempotency-Key`` header as the body's field: refused, never cut, when too long,
+    and refused when it differs from the field (which one would the caller mean?)."""
+    if not header:
+        return msg
+    field = "Idempotency-Key"
+    if len(header) > IDEMPOTENCY_KEY_MAX:
+        raise Invalid(
+            f"the key is {len(header)} characters long; at most {IDEMPOTENCY_KEY_MAX}", field
+        )
+    check_storable(header, field)
+    if msg.idempotency_key is None:
+        return msgspec.structs.replace(msg, idempotency_key=header)
+    if msg.idempotency_key != header:
+        raise Invalid("the header and the body's idempotency_key differ: send one", field)
+    return msg
 
 
 @route(
@@ -121,6 +140,7 @@ async def post_message(request: web.Request, msg: MessageIn) -> web.Response:
     "/api/v1/messages/{id}",
     "A message with each delivery's status and history",
     response=MessageDetail,
+    params=(Param("id", "the message id", uuid.UUID),),
 )
 async def get_message(request: web.Request) -> MessageDetail:
     return await request.app[SERVICES].messages.detail(request.match_info["id"])
@@ -133,6 +153,7 @@ async def get_message(request: web.Request) -> MessageDetail:
     body=AccountIn,
     response=AccountView,
     status=201,
+    errors=(409,),
 )
 async def create_account(request: web.Request, body: AccountIn) -> AccountView:
     return await request.app[SERVICES].accounts.create(
@@ -145,16 +166,19 @@ async def create_account(request: web.Request, body: AccountIn) -> AccountView:
     "/api/v1/accounts",
     "List sender accounts",
     response=list[AccountView],
-    query=(("channel", "only this channel"), ("q", "search names and addresses")),
+    params=(Param("channel", "only this channel"), Param("q", "search names and addresses")),
 )
 async def list_accounts(request: web.Request) -> list[AccountView]:
-    return await request.app[SERVICES].accounts.list(
-        request.query.get("channel") or None, request.query.get("q") or None
-    )
+    params = request[PARAMS]
+    return await request.app[SERVICES].accounts.list(params["channel"], params["q"])
 
 
 @route(
-    "GET", "/api/v1/accounts/{name}", "One sender account (secrets masked)", response=AccountView
+    "GET",
+    "/api/v1/accounts/{name}",
+    "One sender account (secrets masked)",
+    response=AccountView,
+    params=(ACCOUNT_NAME,),
 )
 async def get_account(request: web.Request) -> AccountView:
     return await request.app[SERVICES].accounts.get(request.match_info["name"])
@@ -166,6 +190,8 @@ async def get_account(request: web.Request) -> AccountView:
     "Change an account's config (checked again)",
     body=AccountPatch,
     response=AccountView,
+    params=(ACCOUNT_NAME,),
+    errors=(409,),
 )
 async def patch_account(request: web.Request, body: AccountPatch) -> AccountView:
     services = request.app[SERVICES]
@@ -175,7 +201,14 @@ async def patch_account(request: web.Request, body: AccountPatch) -> AccountView
     return view
 
 
-@route("DELETE", "/api/v1/accounts/{name}", "Delete an account no delivery waits on", status=204)
+@route(
+    "DELETE",
+    "/api/v1/accounts/{name}",
+    "Delete an account no delivery waits on",
+    status=204,
+    params=(ACCOUNT_NAME,),
+    errors=(409,),
+)
 async def delete_account(request: web.Request) -> None:
     services = request.app[SERVICES]
     name = request.match_info["name"]
@@ -188,20 +221,18 @@ async def delete_account(request: web.Request) -> None:
     "/api/v1/sandbox/messages",
     "What sandbox accounts recorded instead of sending",
     response=SandboxList,
-    query=(
-        ("account", "only this account"),
-        ("recipient", "only this recipient"),
-        ("before", "page: ids below this"),
-        ("limit", "page size, 1-500 (50)"),
+    params=(
+        Param("account", "only this account"),
+        Param("recipient", "only this recipient"),
+        Param("before", "page: ids below this", Annotated[int, Meta(ge=1, le=2**62)]),
+        Param("limit", "page size (50)", Annotated[int, Meta(ge=1, le=500)]),
     ),
 )
 async def list_sandbox(request: web.Request) -> SandboxList:
-    limit = _int_query(request, "limit", 50, 1, 500) or 50
+    params = request[PARAMS]
+    limit = params["limit"] or 50
     rows = await request.app[SERVICES].store.list_sandbox(
-        request.query.get("account") or None,
-        request.query.get("recipient") or None,
-        _int_query(request, "before", None, 1, 2**62),
-        limit,
+        params["account"], params["recipient"], params["before"], limit
     )
     items = [
         SandboxMessage(

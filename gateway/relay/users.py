@@ -25,11 +25,22 @@ MIN_PASSWORD = 12
 LOGIN_NOTE_SECONDS = 60.0  # last_login_at is precise to about this
 
 
+Username = Annotated[str, Meta(min_length=1, max_length=200, pattern=r"^[^\s\x00]+$")]
+
+
 class RelayUserIn(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     """A relay user: the user name and password an application gives with SMTP AUTH."""
 
-    username: Annotated[str, Meta(min_length=1, max_length=200, pattern=r"^[^\s\x00]+$")]
-    password: Annotated[str, Meta(max_length=1024, description="at least 12 characters")]
+    username: Username
+    # the minimum is the service's check (its message says why); the schema declares it too
+    password: Annotated[
+        str,
+        Meta(
+            max_length=1024,
+            description=f"at least {MIN_PASSWORD} characters, not the user name",
+            extra_json_schema={"minLength": MIN_PASSWORD},
+        ),
+    ]
 
     def __repr__(self) -> str:  # the password must never reach a log through a repr
         return f"RelayUserIn(username={self.username!r})"
