@@ -101,7 +101,9 @@ def openapi_document() -> dict[str, Any]:
         responses: dict[str, Any] = {str(s): ok for s in (r.status, *r.also)}
         for status in error_statuses(r):
             answer = {"description": ERRORS[status], "content": error}
-            responses[str(status)] = answer | ({"headers": _RETRY_AFTER} if status in {429, 503} else {})
+            responses[str(status)] = answer | (
+                {"headers": _RETRY_AFTER} if status in {429, 503} else {}
+            )
         op["responses"] = responses
         if not r.public:
             op["security"] = [{"bearer": []}]

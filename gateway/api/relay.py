@@ -9,7 +9,7 @@ from aiohttp import web
 from msgspec import Meta
 
 from gateway.api.routing import PARAMS, Param, route
-from gateway.errors import NotFound, Unavailable
+from gateway.errors import Unavailable
 from gateway.relay.access import AccessRuleIn, AccessRuleView, Address, client_address
 from gateway.relay.services import RelayServices
 from gateway.relay.users import RelayUserIn, RelayUserView, Username
