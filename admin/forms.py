@@ -113,6 +113,8 @@ def parse_json(text: str) -> Any:
         return json.loads(text)
     except (ValueError, RecursionError):
         raise ValueError("errors.json") from None
+
+
 def refuse_unstorable(request: web.Request, field: str, value: str) -> None:
     """Invalid (the error page, in the user's language) for text the database cannot store:
     a browser never sends a NUL, so this is a hand-made request, not a form to fix."""
