@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Sequence
-from typing import Any
+from collections.abc import Sequence
 
 from aiohttp import web
 
@@ -14,6 +13,7 @@ from gateway.events import DeliveryEvent
 from gateway.model import Receipt
 from gateway.plugins import Plugins
 from gateway.relay.access import Address, Network, client_address
+from gateway.storable import find_unstorable, text_problem
 from gateway.store import Store
 
 log = logging.getLogger(__name__)
@@ -55,7 +55,7 @@ class Receipts:
         for a sandbox account (which sends nothing, so gets no receipts) and for an account
         whose channel is not loaded.
         """
-        if unstorable_text(name) is not None:
+        if text_problem(name) is not None:
             return None  # no account has such a name; asking the database would only fail
         row = await self.store.account_by_name(name)
         if row is None:
@@ -97,42 +97,8 @@ class Receipts:
         return len(events)
 
 
-MAX_DEPTH = 32  # receipts' details are flat; deeper is garbage (and would exhaust the stack)
-
-
-def unstorable_text(value: Any, where: str = "", depth: int = 0) -> str | None:
-    """Why ``value`` (text, or JSON of it) cannot be stored — a NUL character or broken
-    Unicode (a lone surrogate from a ``\\ud800`` escape) — naming where; None if it can."""
-    if depth > MAX_DEPTH:
-        return f"{where} is nested too deeply"
-    if isinstance(value, str):
-        if "\x00" in value:
-            return f"{where or 'text'} contains a NUL character"
-        try:
-            value.encode("utf-8")
-        except UnicodeEncodeError:
-            return f"{where or 'text'} is not valid Unicode"
-        return None
-    if isinstance(value, dict):
-        items: Iterable[tuple[Any, Any]] = value.items()
-    elif isinstance(value, list | tuple):
-        items = enumerate(value)
-    else:
-        return None
-    for key, item in items:
-        inner = f"{where}.{key}" if where else str(key)
-        why = unstorable_text(key, f"{where or 'detail'} key") or unstorable_text(
-            item, inner, depth + 1
-        )
-        if why is not None:
-            return why
-    return None
-
-
 def unstorable(receipt: Receipt) -> str | None:
-    """Why the database cannot store ``receipt``, naming the field; None if it can."""
-    for field in ("provider_id", "recipient", "code", "reason", "account"):
-        why = unstorable_text(getattr(receipt, field), field)
-        if why is not None:
-            return why
-    return unstorable_text(receipt.detail, "detail")
+    """Why the database cannot store ``receipt`` (a NUL, broken Unicode, absurd nesting in its
+    detail), naming the field; None if it can."""
+    found = find_unstorable(receipt)
+    return None if found is None else f"{found[0] or 'the receipt'} {found[1]}"
