@@ -12,6 +12,7 @@ from admin.app import install as install_console
 from gateway.api import middleware, relay, routing, v1  # noqa: F401  (v1, relay: routes)
 from gateway.api.connections import ConnectionGate, GatedSite, file_limit_cap
 from gateway.api.limits import REQUEST_LIMITS, RequestLimits
+from gateway.api.malformed import quiet_malformed_requests
 from gateway.api.openapi import openapi_document
 from gateway.api.routing import Handler
 from gateway.callbacks import CALLBACK_PREFIX, CallbackRoute
@@ -32,6 +33,7 @@ async def openapi(request: web.Request) -> web.Response:
 def create_app(
     settings: Settings, plugins: Plugins | None = None, dispatch: bool = True
 ) -> web.Application:
+    quiet_malformed_requests()
     app = web.Application(
         middlewares=[middleware.guard],
         client_max_size=settings.http_max_body_size,  # chunked bodies; gateway.api.body

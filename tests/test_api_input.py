@@ -326,10 +326,10 @@ async def test_openapi_declares_the_limits_the_server_enforces(gateway):
     assert schemas["RelayUserIn"]["properties"]["password"]["minLength"] == 12
 
     post = paths["/api/v1/messages"]["post"]["responses"]
-    assert set(post) == {"202", "401", "403", "409", "413", "415", "422", "503"}
+    assert set(post) == {"202", "401", "403", "409", "413", "415", "422", "429", "503"}
     assert "Retry-After" in post["503"]["headers"]
     health = paths["/api/v1/health"]["get"]["responses"]
-    assert set(health) == {"200", "422", "503"}
+    assert set(health) == {"200", "422", "429", "503"}
     assert health["503"]["content"] == health["200"]["content"]
     for path, operations in paths.items():
         for method, operation in operations.items():

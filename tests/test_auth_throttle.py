@@ -206,7 +206,10 @@ async def auth(relay: Relay, ip: str, user: str, password: str) -> int:
 
 @pytest.fixture
 async def relay(make_gateway, tmp_path) -> Relay:
-    relay = await start_relay(make_gateway, tmp_path, auth_failures_per_user=6)
+    # forty sessions at once from one address: more than the relay's connection limit per address
+    relay = await start_relay(
+        make_gateway, tmp_path, auth_failures_per_user=6, smtp_max_connections_per_address=100
+    )
     fast(relay.gw, relay.gw.services.relay.throttle)
     return relay
 
