@@ -11,12 +11,11 @@ decoded message has been committed.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator
 
 from aiohttp import web
 from aiohttp.web_urldispatcher import _default_expect_handler
 
-from gateway.bodies import TooLarge
+from gateway.bodies import LARGE, TooLarge
 from gateway.errors import Invalid
 from gateway.services import SERVICES
 
@@ -38,24 +37,28 @@ async def expect_continue(request: web.Request) -> web.StreamResponse | None:
     return web.json_response({"error": {"code": TooLarge.code, "message": problem}}, status=413)
 
 
-@contextlib.asynccontextmanager
-async def budgeted(request: web.Request) -> AsyncIterator[None]:
-    """Refuse a declared size over the limit (413), then hold the body's budget."""
+_UNBUDGETED = contextlib.nullcontext()
+
+
+def budgeted(request: web.Request) -> contextlib.AbstractAsyncContextManager[None]:
+    """Refuse a declared size over the limit (413), then hold the body's budget (a small
+    declared body, the usual case, holds nothing and costs no context of its own)."""
+    length = request.content_length
+    if length is not None and length < LARGE:
+        return _UNBUDGETED
     problem = _too_large(request)
     if problem is not None:
         raise TooLarge(problem)
-    limit = request.config_dict[SERVICES].settings.http_max_body_size
-    length = request.content_length
+    services = request.config_dict[SERVICES]
     # a chunked body (no length) may be as large as the limit: it is held as that large
-    async with request.config_dict[SERVICES].bodies.hold(limit if length is None else length):
-        yield
+    return services.bodies.hold(services.settings.http_max_body_size if length is None else length)
 
 
 async def read_body(request: web.Request) -> bytes | bytearray:
     """The whole body, read into one buffer of its declared length (no copy to join it)."""
     length = request.content_length
-    if length is None or not request.can_read_body:
-        return await request.read()
+    if length is None or length < LARGE or not request.can_read_body:
+        return await request.read()  # aiohttp's own, within client_max_size
     buffer = bytearray(length)
     view = memoryview(buffer)
     filled = 0
