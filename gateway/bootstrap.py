@@ -151,11 +151,11 @@ def banner(
     if created.sandbox_account:
         key = created.api_key if created.api_key and show_secrets else "$MSGGATE_API_KEY"
         lines += [
-            f"  try it   : curl -s {api}/api/v1/messages -H 'Authorization: Bearer {key}' \\",
+            f'  try it   : curl -s {api}/api/v1/messages -H "Authorization: Bearer {key}" \\',
             '               -H \'Content-Type: application/json\' -d \'{"channel": "email",'
             f' "account": "{SANDBOX_ACCOUNT}", "recipients": ["you@example.com"],'
             ' "subject": "hello", "text": "it works"}\'',
             f"             then: curl -s {api}/api/v1/sandbox/messages"
-            f" -H 'Authorization: Bearer {key}'",
+            f' -H "Authorization: Bearer {key}"',  # double quotes: $MSGGATE_API_KEY expands
         ]
     return "\n".join(lines)

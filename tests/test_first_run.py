@@ -62,6 +62,8 @@ async def test_first_serve_without_a_terminal_writes_credentials_to_an_owner_onl
         assert first["api_key"].startswith("mg_") and first["api_key"] not in output
         assert first["console_password"] not in output
         assert f"login    : admin / (in {path})" in output
+        # the banner's curl lines name the key by its variable, in quotes the shell expands
+        assert '-H "Authorization: Bearer $MSGGATE_API_KEY"' in output
         url = f"http://127.0.0.1:{port}"
         async with (
             aiohttp.ClientSession(headers={"Authorization": f"Bearer {first['api_key']}"}) as h,
