@@ -1,6 +1,6 @@
 """Calling a provider's HTTP API, with transport failures already classified.
 
-The generic rule (specs/channels.md §0): connection refused, DNS or TLS failure before the
+The generic rule (docs/providers.md §0): connection refused, DNS or TLS failure before the
 request was written, HTTP 5xx, and unparseable answers are worth retrying; a timeout *after*
 the request was sent is retried only for idempotent calls (token fetches) — for a send it is
 "unknown", since the provider may have acted on it.

@@ -20,7 +20,7 @@ from gateway.testing import Cases, ChannelConformance, OutgoingFor, RunningGatew
 from plugins.aliyun.fake import Fault
 from plugins.aliyun.fake_product import FakeProduct
 
-# specs/channels.md §4.3 Vector C: BatchRobotSmartCall, POST, CJK and JSON parameters (signed
+# docs/providers.md §4.3 Vector C: BatchRobotSmartCall, POST, CJK and JSON parameters (signed
 # with the secret "testSecret": Signature vEAQedtMxHy9N1V7Uqo42TR4rkw=)
 VECTOR_C = {
     "AccessKeyId": "testId",

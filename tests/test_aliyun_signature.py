@@ -1,4 +1,4 @@
-"""The Alibaba Cloud RPC v1 signature reproduces the test vectors of specs/channels.md §4.3."""
+"""The Alibaba Cloud RPC v1 signature reproduces the test vectors of docs/providers.md §4.3."""
 
 from __future__ import annotations
 

@@ -22,7 +22,7 @@ from tests.dingtalk_support import (
     running_fake,
 )
 
-# specs/channels.md §2.1 worked vector
+# docs/providers.md §2.1 worked vector
 VECTOR_SECRET = "SECtestsecret0123456789"
 VECTOR_TS = 1_700_000_000_000
 VECTOR_B64 = "zrLWzK97t62y5CpqN8Ok9UIdPvX+jL1PNoW8nKT5a9k="

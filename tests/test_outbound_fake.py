@@ -35,7 +35,7 @@ from tests.outbound_fixtures import (
     RunningOutbound,
 )
 
-# specs/channels.md §4.3 Vector C, with its signature
+# docs/providers.md §4.3 Vector C, with its signature
 VECTOR_C = {**VECTOR_C_PARAMS, "Signature": "vEAQedtMxHy9N1V7Uqo42TR4rkw="}
 VECTOR_C_TIME = calendar.timegm(time.strptime("2024-01-02T03:04:05Z", "%Y-%m-%dT%H:%M:%SZ"))
 

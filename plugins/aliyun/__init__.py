@@ -2,7 +2,7 @@
 
 A library package, not a plugin (it has no entry point). Products build on these modules:
 
-- :mod:`plugins.aliyun.signature` — the RPC v1 HMAC-SHA1 signature (specs/channels.md §4.2),
+- :mod:`plugins.aliyun.signature` — the RPC v1 HMAC-SHA1 signature (docs/providers.md §4.2),
   checked against the §4.3 test vectors: :func:`~plugins.aliyun.signature.sign`,
   :func:`~plugins.aliyun.signature.signed_params`.
 - :mod:`plugins.aliyun.client` — :class:`~plugins.aliyun.client.AliyunClient`, one aiohttp

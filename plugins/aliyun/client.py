@@ -1,4 +1,4 @@
-"""A small asynchronous client of the Alibaba Cloud RPC API (specs/channels.md §4).
+"""A small asynchronous client of the Alibaba Cloud RPC API (docs/providers.md §4).
 
 One :class:`AliyunClient` per channel holds one aiohttp session for every account and product::
 

@@ -1,4 +1,4 @@
-"""Classifying Alibaba Cloud error codes into outcomes (specs/channels.md §4.4, §5.3, §6.3).
+"""Classifying Alibaba Cloud error codes into outcomes (docs/providers.md §4.4, §5.3, §6.3).
 
 Every answer carries ``Code`` (``OK`` or an error) and ``Message``. Two families:
 
@@ -31,7 +31,7 @@ _ECHO = " server string to sign is:"
 
 
 class Kind(enum.StrEnum):
-    """The outcome classes of specs/channels.md §0."""
+    """The outcome classes of docs/providers.md §0."""
 
     RETRY = "RETRY"
     RATE_LIMITED = "RATE_LIMITED"

@@ -1,4 +1,4 @@
-"""The reusable core of a fake Alibaba Cloud RPC product (specs/channels.md §4.5).
+"""The reusable core of a fake Alibaba Cloud RPC product (docs/providers.md §4.5).
 
 :class:`FakeRpcGateway` does what the real RPC gateway does before a product sees a request:
 accept GET query or POST form, require every common parameter, look the AccessKey up, re-run
@@ -362,7 +362,7 @@ class Push(msgspec.Struct, frozen=True):
 
 
 class ReportPusher:
-    """Receipts the way Alibaba Cloud's "HTTP batch push" sends them (specs/channels.md §5.6).
+    """Receipts the way Alibaba Cloud's "HTTP batch push" sends them (docs/providers.md §5.6).
 
     POSTs a JSON array to ``url``; a push not answered HTTP 200 with a numeric ``code`` is
     retried after each delay of ``schedule`` (1, 5 and 10 minutes for the real service), then

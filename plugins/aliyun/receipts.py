@@ -1,7 +1,7 @@
 """Receipt pushes from Alibaba Cloud (SmsReport, VoiceReport): who may call, what to answer.
 
 Alibaba Cloud's "HTTP batch push" POSTs a JSON array to a URL set in its console and signs
-nothing (specs/channels.md §5.6, §6.4: no signing scheme is documented). So a receipt route is
+nothing (docs/providers.md §5.6, §6.4: no signing scheme is documented). So a receipt route is
 ``/callbacks/<product>/aliyun/{account}/{token}`` and the caller is verified as far as that
 allows:
 

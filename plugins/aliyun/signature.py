@@ -1,4 +1,4 @@
-"""The Alibaba Cloud RPC signature, version 1.0 with HMAC-SHA1 (specs/channels.md §4.2).
+"""The Alibaba Cloud RPC signature, version 1.0 with HMAC-SHA1 (docs/providers.md §4.2).
 
 Implemented from the "Signature mechanism" pages shared by dysmsapi, dyvmsapi and aiccs
 (help.aliyun.com/document_detail/130769, API version independent), checked against the test

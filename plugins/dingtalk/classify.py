@@ -1,4 +1,4 @@
-"""DingTalk answers → outcomes, as specs/channels.md §2.1 (robot) and §2.4 (oapi) classify them.
+"""DingTalk answers → outcomes, as docs/providers.md §2.1 (robot) and §2.4 (oapi) classify them.
 
 Both APIs answer HTTP 200 with ``errcode``/``errmsg``; transport failures, 5xx and 429 are
 already outcomes from ``gateway.httpcall``. The robot's 310000 family shares one code, so it is

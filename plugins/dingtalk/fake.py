@@ -1,4 +1,4 @@
-"""A fake DingTalk that checks requests the way DingTalk does (specs/channels.md §2.6).
+"""A fake DingTalk that checks requests the way DingTalk does (docs/providers.md §2.6).
 
 Routes (relative to where it is mounted; ``msggate fake-providers`` mounts it at
 ``/dingtalk``, so an account's ``endpoint`` is ``http://HOST:PORT/dingtalk``):

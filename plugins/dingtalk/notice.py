@@ -38,7 +38,7 @@ from plugins.dingtalk.repeats import RecentContents, content_key
 
 log = logging.getLogger(__name__)
 
-# DingTalk's documented limits for an internal app (specs/channels.md §2.3–2.4)
+# DingTalk's documented limits for an internal app (docs/providers.md §2.3–2.4)
 CALLS_PER_SECOND = 40  # per appkey per API (90018 beyond)
 CALLS_PER_MINUTE = 1500  # per appkey per API (90006 beyond)
 NOTICES_PER_USER_DAY = 500  # beyond it DingTalk answers ok and drops the notice

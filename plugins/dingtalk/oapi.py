@@ -2,7 +2,7 @@
 
 API version: the legacy token ``GET /gettoken?appkey=&appsecret=`` and the topapi
 ``POST /topapi/message/corpconversation/asyncsend_v2`` / ``getsendresult`` with the token in the
-``access_token`` query parameter (specs/channels.md §2.2–2.3). Tokens of one family are used
+``access_token`` query parameter (docs/providers.md §2.2–2.3). Tokens of one family are used
 only with that family, since whether v1.0 tokens work here is not documented.
 """
 

@@ -1,7 +1,7 @@
 """Which work notices this node sent lately, so a repeat can be made unique.
 
 DingTalk accepts a second work notice with the same content to the same user on the same day
-and then silently drops it (specs/channels.md §2.3). The channel claims (app, user, content)
+and then silently drops it (docs/providers.md §2.3). The channel claims (app, user, content)
 before sending; a claim that is already held means "repeat: add a suffix". Kept per process
 for 24 hours (a rolling window covers DingTalk's calendar day), bounded in size.
 """

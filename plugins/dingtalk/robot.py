@@ -1,7 +1,7 @@
 """``dingtalk_robot``: posts to a group through a custom robot's signed webhook.
 
 API: the custom robot webhook ``POST /robot/send?access_token=...[&timestamp=&sign=]`` as
-documented on open.dingtalk.com "custom-robot-access" (specs/channels.md §2.1; the legacy
+documented on open.dingtalk.com "custom-robot-access" (docs/providers.md §2.1; the legacy
 webhook, not the v1.0 ``/v1.0/robot/groupMessages/send`` of app robots). Each recipient is one
 post @-mentioning that member (see ``plugins.dingtalk.mentions``). The body carries the
 delivery id as ``msgUuid``, DingTalk's idempotency key, so a retry after a timeout cannot post

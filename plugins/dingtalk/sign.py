@@ -1,4 +1,4 @@
-"""Custom-robot signing ("加签"), as DingTalk documents it (specs/channels.md §2.1).
+"""Custom-robot signing ("加签"), as DingTalk documents it (docs/providers.md §2.1).
 
 ``sign = urlencode(Base64(HMAC-SHA256(key=secret, msg=timestamp + "\\n" + secret)))`` with the
 timestamp in milliseconds; DingTalk refuses a timestamp more than one hour from its clock.

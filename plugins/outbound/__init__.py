@@ -1,6 +1,6 @@
 """The built-in AI outbound-call channel (智能外呼): Alibaba Cloud robot calls (see ``plugin``).
 
-Which API (specs/channels.md §7.1). The manual's outbound account (智能外呼账户) asks for the
+Which API (docs/providers.md §7.1). The manual's outbound account (智能外呼账户) asks for the
 company name, AccessKey ID, AccessKey Secret and caller number, and an outbound task picks one
 script (话术). That is exactly Voice Service ``BatchRobotSmartCall`` (dyvmsapi 2017-05-25):
 ``CorpName``, ``CalledShowNumber``, ``DialogId``, signed with the AccessKey. So it is the

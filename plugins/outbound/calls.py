@@ -1,4 +1,4 @@
-"""The request parameters of one robot call, for either API (specs/channels.md §7.2, §7.3).
+"""The request parameters of one robot call, for either API (docs/providers.md §7.2, §7.3).
 
 - dyvms ``BatchRobotSmartCall`` (Version 2017-05-25): a task with this one callee;
   the script is ``DialogId``; variables go as ``TtsParamHead`` (names) and ``TtsParam``

@@ -35,7 +35,7 @@ from plugins.outbound.options import OutboundOptions
 
 log = logging.getLogger(__name__)
 
-# Documented limits (specs/channels.md §6.3, §7.2, §7.3). API rates per AccessKey: aiccs
+# Documented limits (docs/providers.md §6.3, §7.2, §7.3). API rates per AccessKey: aiccs
 # RobotCall 1000/s; BatchRobotSmartCall publishes none, the dyvms robot APIs around it 100/s
 # [UNCONFIRMED for BatchRobotSmartCall]. Per callee, voice calls are held to 1/minute, 5/hour
 # and 20 per 24 h (failed calls count) [DOC for notification calls; assumed for robot calls].

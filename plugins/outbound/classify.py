@@ -1,4 +1,4 @@
-"""Classifying robot-call answers (specs/channels.md §7.4) on top of plugins.aliyun.errors.
+"""Classifying robot-call answers (docs/providers.md §7.4) on top of plugins.aliyun.errors.
 
 Gateway codes (§4.4) and the ``isv.*``/``isp.*`` codes shared with voice come from
 :mod:`plugins.aliyun.errors`. Added here: the aiccs codes RobotCall documents, the caller-number

@@ -1,4 +1,4 @@
-"""Call results from Alibaba Cloud receipt pushes, as gateway receipts (specs/channels.md §6.4).
+"""Call results from Alibaba Cloud receipt pushes, as gateway receipts (docs/providers.md §6.4).
 
 Two push formats reach the outbound receipt route (both HTTP batch pushes of a JSON array):
 

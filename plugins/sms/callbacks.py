@@ -1,6 +1,6 @@
 """The SmsReport receipt route: ``POST /callbacks/sms/aliyun/{account}/{token}``.
 
-Alibaba Cloud pushes a JSON array of status reports (specs/channels.md §5.6, doc 101867)::
+Alibaba Cloud pushes a JSON array of status reports (docs/providers.md §5.6, doc 101867)::
 
     [{"phone_number": "13800138000", "send_time": "2017-01-01 00:00:00",
       "report_time": "2017-01-01 00:00:05", "success": true, "err_code": "DELIVERED",

@@ -1,4 +1,4 @@
-"""SendSms answers into outcomes (specs/channels.md §5.3).
+"""SendSms answers into outcomes (docs/providers.md §5.3).
 
 Per-number flow control (``isv.BUSINESS_LIMIT_CONTROL``) is handled by
 :func:`plugins.aliyun.channel.business_outcome` (wait for the next natural minute or hour; the daily

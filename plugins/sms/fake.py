@@ -1,4 +1,4 @@
-"""A fake Alibaba Cloud SMS (dysmsapi 2017-05-25) for tests and demos (specs/channels.md §5.7).
+"""A fake Alibaba Cloud SMS (dysmsapi 2017-05-25) for tests and demos (docs/providers.md §5.7).
 
 On the shared gateway core (:mod:`plugins.aliyun.fake`: signature, timestamp, nonce, AccessKey,
 faults) it serves ``SendSms`` and ``GetSmsSign`` and checks what the real service checks:

@@ -1,4 +1,4 @@
-"""How many billed SMS a text is (specs/channels.md §5.5, Alibaba Cloud doc 44335).
+"""How many billed SMS a text is (docs/providers.md §5.5, Alibaba Cloud doc 44335).
 
 - Mainland China (``domestic=True``, what this channel sends): every character counts 1 —
   CJK, Latin, digits, punctuation, full or half width — and the count includes the signature

@@ -1,7 +1,7 @@
 """The call-result receipt route: ``POST /callbacks/voice/aliyun/{account}/{token}``.
 
 Alibaba Cloud pushes VoiceReport (the call record, after the call) and VoiceCallReport (call
-progress) as JSON arrays (specs/channels.md §6.4, help.aliyun.com/zh/vms/voicereport-6)::
+progress) as JSON arrays (docs/providers.md §6.4, help.aliyun.com/zh/vms/voicereport-6)::
 
     [{"call_id": "116012354148^10281378****", "status_code": "200000", "status_msg": "执行完成",
       "callee": "13900000000", "duration": "10", "end_time": "2023-03-15 14:46:25", ...}]

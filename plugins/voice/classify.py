@@ -1,4 +1,4 @@
-"""SingleCallByTts answers into outcomes (specs/channels.md §6.3, VMS error-code list).
+"""SingleCallByTts answers into outcomes (docs/providers.md §6.3, VMS error-code list).
 
 Voice shares the ``isv.*``/``isp.*`` family of SMS (:data:`plugins.aliyun.errors.
 COMMUNICATION_RULES`); these are its own codes. Per-callee flow control follows the message's

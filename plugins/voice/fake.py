@@ -2,7 +2,7 @@
 
 On the shared gateway core (:mod:`plugins.aliyun.fake`: signature, timestamp, nonce, AccessKey,
 faults) it serves ``SingleCallByTts`` and ``QueryCallDetailByCallId`` and checks what the real
-service checks (specs/channels.md §6): exactly one ``CalledNumber`` (mobile or landline), a
+service checks (docs/providers.md §6): exactly one ``CalledNumber`` (mobile or landline), a
 ``CalledShowNumber`` the account owns when one is given, a known ``TtsCode``, a ``TtsParam``
 that is a JSON object of strings under 250 characters covering the template's variables, with
 no links or blacklisted words, ``PlayTimes`` 1-3, ``Volume`` 0-100, ``Speed`` -500..500,

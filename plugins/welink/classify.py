@@ -1,4 +1,4 @@
-"""WeLink answer codes and what each means for the gateway (specs/channels.md §3.3).
+"""WeLink answer codes and what each means for the gateway (docs/providers.md §3.3).
 
 WeLink answers ``{"code": "0", "message": "ok", ...}``; ``code`` is a string ("0" = ok), though
 some answers carry a number, so codes are compared as strings. The HTTP status of error answers

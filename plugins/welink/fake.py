@@ -1,6 +1,6 @@
 """A fake WeLink open API (tokens and card notifications) for tests and demos.
 
-It checks requests the way WeLink documents them (specs/channels.md §3.5): ``client_id`` /
+It checks requests the way WeLink documents them (docs/providers.md §3.5): ``client_id`` /
 ``client_secret`` against its apps (``411007``), tokens in ``x-wlk-Authorization`` (missing or
 unknown ``1000``, malformed ``47101``, expired ``47103``), per-app API grants (``501``; a token
 keeps the grants its app had when it was issued, so a new grant needs a new token, as on
