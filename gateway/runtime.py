@@ -7,6 +7,8 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 
+import asyncpg
+
 from gateway.accounts import Accounts
 from gateway.apikeys import ApiKeys
 from gateway.bodies import BodyBudget
@@ -25,6 +27,16 @@ from gateway.services import Services
 from gateway.store import Store
 
 log = logging.getLogger(__name__)
+
+
+async def close_pool(pool: asyncpg.Pool, grace: float = 10.0) -> None:
+    """Close the pool; a connection still held after ``grace`` seconds is a bug, not a reason
+    to hang the shutdown: log it and terminate."""
+    try:
+        await asyncio.wait_for(pool.close(), grace)
+    except TimeoutError:
+        log.error("database pool: connections still held %.0fs after shutdown; terminated", grace)
+        pool.terminate()
 
 
 async def database_url(settings: Settings) -> str:
@@ -82,4 +94,4 @@ async def open_services(
             await plugins.close()
             await limiter.close()
     finally:
-        await pool.close()
+        await close_pool(pool)

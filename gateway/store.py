@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import random
 import re
@@ -279,7 +280,11 @@ class Store:
         def on_notify(*_: object) -> None:
             callback()
 
-        await conn.add_listener(NOTIFY_CHANNEL, on_notify)
+        try:
+            await conn.add_listener(NOTIFY_CHANNEL, on_notify)
+        except BaseException:  # cancelled mid-LISTEN (a start that fails): give it back
+            await asyncio.shield(self.pool.release(conn, timeout=5))
+            raise
 
         async def stop() -> None:
             try:

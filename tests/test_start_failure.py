@@ -40,3 +40,28 @@ async def test_a_start_that_fails_at_the_smtp_port_closes_the_dispatcher_and_the
             break
         await asyncio.sleep(0.1)
     assert await _connections(db) <= before, "the failed start left its pool open"
+
+
+async def test_a_listen_cancelled_at_any_point_gives_its_connection_back(database_url):
+    """The dispatcher's LISTEN connection, cancelled while it is being set up (what a start that
+    fails does to a dispatcher that has just begun), goes back to the pool: closing it never
+    waits for a connection nobody holds."""
+    from gateway.database import open_pool
+    from gateway.store import Store
+
+    pool = await open_pool(database_url, 2, 30)
+    store = Store(pool)
+    try:
+        for steps in range(40):
+            task = asyncio.create_task(store.listen(lambda: None))
+            for _ in range(steps):
+                await asyncio.sleep(0)
+            task.cancel()
+            try:
+                stop = await task
+            except asyncio.CancelledError:
+                continue
+            await stop()
+        await asyncio.wait_for(pool.close(), 5)
+    finally:
+        pool.terminate()
