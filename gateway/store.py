@@ -209,7 +209,12 @@ class Store:
     async def message(
         self, message_id: uuid.UUID
     ) -> tuple[MessageRow, list[DeliveryRow], list[EventRow]] | None:
-        async with self.pool.acquire() as conn:
+        # one snapshot: a delivery's status and its events must agree (read separately, a
+        # delivery could show 'sending' next to the 'sent' event its next statement wrote)
+        async with (
+            self.pool.acquire() as conn,
+            conn.transaction(isolation="repeatable_read", readonly=True),
+        ):
             row = await conn.fetchrow(Q["message"], message_id)
             if row is None:
                 return None
